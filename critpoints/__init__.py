@@ -1,0 +1,39 @@
+"""critpoints: exact maps of the population loss landscapes of self-supervised learning.
+
+The setting of Pokle, Tian, Li and Risteski (AISTATS 2022): sparse-coding data x = M z + xi,
+two views by random masking, a one-layer encoder, contrastive or non-contrastive losses.
+"""
+
+from .augmentation import ComplementaryMask, IndependentMask
+from .dictionary import GivenDictionary, IdentityDictionary, RandomDictionary
+from .finite_measure import FiniteMeasure
+from .latent import Bernoulli, FixedCount, OneHot, sparsity_to_counts
+from .population_moments import ViewMoments, view_moments
+from .setting import ClosedForm, ExactEnumeration, LossSpec, SampleAverage, Setting
+from .view_support import ViewSample, exact_view_measure, sample_view_measure, sample_views
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bernoulli",
+    "ClosedForm",
+    "ComplementaryMask",
+    "ExactEnumeration",
+    "FiniteMeasure",
+    "FixedCount",
+    "GivenDictionary",
+    "IdentityDictionary",
+    "IndependentMask",
+    "LossSpec",
+    "OneHot",
+    "RandomDictionary",
+    "SampleAverage",
+    "Setting",
+    "ViewMoments",
+    "ViewSample",
+    "exact_view_measure",
+    "sample_view_measure",
+    "sample_views",
+    "sparsity_to_counts",
+    "view_moments",
+]

@@ -1,0 +1,122 @@
+"""Finite view laws: exact enumeration of the support, and fixed samples.
+
+For M = I and sigma = 0 the input x = z takes finitely many values, and a mask acts on x
+only through its entries on the support of z (a masked zero is still zero). So for a code
+z with k nonzeros, the pair (x1, x2) takes at most (number of mask-pair patterns on k
+coordinates) values, whatever p is: 4^k for independent masks, 2^k for complementary
+ones. Summing over codes and merging equal pairs gives the exact joint law of the views.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from .finite_measure import FiniteMeasure
+
+if TYPE_CHECKING:
+    from .setting import Setting
+
+
+def enumeration_size(setting: "Setting") -> int:
+    """Number of (z, D1, D2) patterns the exact enumeration visits (before merging equal pairs).
+
+    sum over codes z of the number of mask-pair patterns on the support of z.
+    """
+    counts = setting.latent.support_counts(setting.d)
+    return sum(codes * setting.augmentation.pair_pattern_count(k) for k, codes in counts.items())
+
+
+def _merge(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge equal rows of ``points``, adding their weights; rows in lexicographic order."""
+    unique, inverse = np.unique(points, axis=0, return_inverse=True)
+    return unique, np.bincount(inverse.ravel(), weights=weights, minlength=len(unique))
+
+
+def exact_view_measure(setting: "Setting") -> FiniteMeasure:
+    """The exact joint law of (x1, x2), and the law of one view, as a finite measure.
+
+    Requires M = I and sigma = 0 (checked by the setting). The anchors and the negatives
+    are both the law of one view: with these augmentations x1 and x2 have the same law.
+    """
+    codes, code_weights = setting.latent.support(setting.d)
+    pair_points, pair_weights, single_points, single_weights = [], [], [], []
+    for code, code_weight in zip(codes, code_weights):
+        support = np.flatnonzero(code)
+        values = code[support]
+        first, second, mask_weight = setting.augmentation.pair_patterns(len(support))
+        pairs = np.zeros((len(mask_weight), 2 * setting.p))
+        pairs[:, support] = first * values
+        pairs[:, setting.p + support] = second * values
+        pair_points.append(pairs)
+        pair_weights.append(code_weight * mask_weight)
+        single, single_weight = setting.augmentation.single_patterns(len(support))
+        singles = np.zeros((len(single_weight), setting.p))
+        singles[:, support] = single * values
+        single_points.append(singles)
+        single_weights.append(code_weight * single_weight)
+    pairs, pair_weight = _merge(np.concatenate(pair_points), np.concatenate(pair_weights))
+    singles, single_weight = _merge(np.concatenate(single_points), np.concatenate(single_weights))
+    return FiniteMeasure(
+        x1=pairs[:, : setting.p],
+        x2=pairs[:, setting.p :],
+        pair_weight=pair_weight,
+        anchor=singles,
+        anchor_weight=single_weight,
+        negative=singles,
+        negative_weight=single_weight,
+        empirical=False,
+    )
+
+
+class ViewSample(NamedTuple):
+    """A draw of n independent tuples (z, x, x1, x2, x') (arrays with n rows).
+
+    ``negative`` is the first view of an independent input (z', xi', D').
+    """
+
+    z: np.ndarray
+    x: np.ndarray
+    x1: np.ndarray
+    x2: np.ndarray
+    negative: np.ndarray
+
+
+def _draw_inputs(setting: "Setting", rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n codes z and inputs x = M z + xi."""
+    z = setting.latent.sample(rng, n, setting.d)
+    x = z @ setting.dictionary_matrix().T
+    if setting.noise > 0:
+        x = x + setting.noise * rng.standard_normal(x.shape)
+    return z, x
+
+
+def sample_views(setting: "Setting", n: int, seed: int | np.random.Generator) -> ViewSample:
+    """Draw n tuples (z, x, x1, x2, x') from the setting's data model and augmentation."""
+    rng = np.random.default_rng(seed)
+    z, x = _draw_inputs(setting, rng, n)
+    first, second = setting.augmentation.sample(rng, n, setting.p)
+    _, other = _draw_inputs(setting, rng, n)
+    negative_mask, _ = setting.augmentation.sample(rng, n, setting.p)
+    return ViewSample(z=z, x=x, x1=first * x, x2=second * x, negative=negative_mask * other)
+
+
+def sample_view_measure(setting: "Setting", n: int, seed: int) -> FiniteMeasure:
+    """The empirical measure of a fixed draw of n tuples (z, D1, D2, x'), weights 1/n.
+
+    Anchors are the drawn first views, negatives the drawn x'; the repulsion terms then
+    average over all n^2 (anchor, negative) combinations of the draw.
+    """
+    sample = sample_views(setting, n, seed)
+    weight = np.full(n, 1.0 / n)
+    return FiniteMeasure(
+        x1=sample.x1,
+        x2=sample.x2,
+        pair_weight=weight,
+        anchor=sample.x1,
+        anchor_weight=weight,
+        negative=sample.negative,
+        negative_weight=weight.copy(),
+        empirical=True,
+    )
