@@ -1,0 +1,1 @@
+"""Evaluator modules generated from the sympy derivations in derivations/."""
