@@ -5,10 +5,13 @@ two views by random masking, a one-layer encoder, contrastive or non-contrastive
 """
 
 from .augmentation import ComplementaryMask, IndependentMask
+from .engine import enumerate_critical_points
 from .dictionary import GivenDictionary, IdentityDictionary, RandomDictionary
 from .finite_measure import FiniteMeasure
 from .latent import Bernoulli, FixedCount, OneHot, sparsity_to_counts
+from .population_loss import PopulationLoss, population_loss
 from .population_moments import ViewMoments, view_moments
+from .result import CriticalPoint, CriticalPointSet, load_result
 from .setting import ClosedForm, ExactEnumeration, LossSpec, SampleAverage, Setting
 from .view_support import ViewSample, exact_view_measure, sample_view_measure, sample_views
 
@@ -18,6 +21,8 @@ __all__ = [
     "Bernoulli",
     "ClosedForm",
     "ComplementaryMask",
+    "CriticalPoint",
+    "CriticalPointSet",
     "ExactEnumeration",
     "FiniteMeasure",
     "FixedCount",
@@ -26,12 +31,16 @@ __all__ = [
     "IndependentMask",
     "LossSpec",
     "OneHot",
+    "PopulationLoss",
     "RandomDictionary",
     "SampleAverage",
     "Setting",
     "ViewMoments",
     "ViewSample",
+    "enumerate_critical_points",
     "exact_view_measure",
+    "load_result",
+    "population_loss",
     "sample_view_measure",
     "sample_views",
     "sparsity_to_counts",

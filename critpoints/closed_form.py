@@ -225,3 +225,8 @@ class ClosedFormEvaluator:
             At W = 0 the spectral Hessian is -2 I_m (x) (C12 + C12^T).
         """
         return self._hessian(*self._args(theta))
+
+    def value_gradient_hessian(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(value(theta), gradient(theta), hessian(theta))`` with one validation of theta."""
+        args = self._args(theta)
+        return float(self._value(*args)), self._gradient(*args), self._hessian(*args)

@@ -217,6 +217,15 @@ class NewtonOptions:
     scale : float or None, default None
         A fixed loss scale for every start (e.g. a magnitude known for the loss family);
         ``None``: ``max(1, |L(theta_0)|)`` per start.
+    descent_iterations : int, default 0
+        Gradient systems only: at most this many *saddle-free Newton* steps before the
+        Newton phase, each ``s = -V |Lambda|_delta^{-1} V^T rho`` from the eigenpairs of the
+        reduced Hessian with ``|lambda|`` floored at ``delta = 1e-3 max |lambda|``, with an
+        Armijo search on the loss itself. They descend L (away from saddles) until the
+        reduced Hessian is positive definite, where plain Newton takes over and converges
+        to the minimum. Newton alone converges to whichever stationary point's basin of
+        attraction holds the start, mostly saddles; descending first makes the minima
+        reachable. The final status is always that of the Newton phase.
 
     Raises
     ------
@@ -240,6 +249,7 @@ class NewtonOptions:
     deflation_power: float = 2.0
     deflation_shift: float = 1.0
     scale: float | None = None
+    descent_iterations: int = 0
 
     def __post_init__(self) -> None:
         positive = dict(low=0.0, low_open=True)
@@ -257,7 +267,10 @@ class NewtonOptions:
             "deflation_power": positive,
             "deflation_shift": dict(low=0.0),
         }
-        integers = {"max_iterations": 0, "max_backtracks": 0, "lm_max_trials": 0, "stall_window": 1}
+        integers = {
+            "max_iterations": 0, "max_backtracks": 0, "lm_max_trials": 0, "stall_window": 1,
+            "descent_iterations": 0,
+        }
         fields = {
             name: check.real(name, getattr(self, name), **rule) for name, rule in reals.items()
         }
@@ -552,6 +565,8 @@ class _Solver:
             value0 = _safe_value(self.system, theta)
             scale = max(1.0, abs(value0)) if math.isfinite(value0) else 1.0
         self.tolerance = self.options.tol * scale
+        if self.options.descent_iterations and self.system.is_gradient:
+            theta = self.descend(theta)
         point = self.point(theta)
         iterations = 0
         history = [point.log_deflated_norm()]
@@ -581,6 +596,48 @@ class _Solver:
             value=_safe_value(self.system, point.theta),
             scale=float(scale),
         )
+
+    def descend(self, theta: np.ndarray) -> np.ndarray:
+        """Saddle-free Newton descent on L until the reduced Hessian is positive definite.
+
+        See ``NewtonOptions.descent_iterations``. Returns the last accepted iterate.
+        """
+        options = self.options
+        value = _safe_value(self.system, theta)
+        for _ in range(options.descent_iterations):
+            point = self.point(theta)
+            if not math.isfinite(value) or point.residual_norm <= self.tolerance:
+                break
+            lin = self.linearise(point)
+            if lin is None:
+                break
+            eigenvalues = lin.factors.values
+            if eigenvalues.size and eigenvalues.min() > options.rcond * lin.factors.largest:
+                break  # positive definite: Newton's basin of a minimum
+            floor = max(1e-3 * lin.factors.largest, 1e-300)
+            coefficients = lin.factors.left.T @ lin.rho
+            step = -lin.factors.right @ (coefficients / np.maximum(np.abs(eigenvalues), floor))
+            slope = float(lin.rho @ step)
+            accepted = None
+            alpha = 1.0
+            for _ in range(options.max_backtracks + 1):
+                ambient = alpha * step if lin.basis is None else lin.basis @ (alpha * step)
+                try:
+                    trial = self.manifold.retract(theta, ambient)
+                except ValueError:
+                    trial = None
+                if trial is not None and np.all(np.isfinite(trial)):
+                    trial_value = _safe_value(self.system, trial)
+                    if trial_value <= value + options.armijo * alpha * slope:
+                        accepted = (trial, trial_value)
+                        break
+                alpha *= options.backtrack_factor
+            if accepted is None:
+                break
+            theta, value = accepted
+            if np.linalg.norm(theta) > options.divergence_radius:
+                break
+        return theta
 
     def stop_status(self, point: _Point, iterations: int, scale: float) -> Status | None:
         """Status if the run must stop at ``point`` before another step, else ``None``."""

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import multiprocessing
 import os
+import time
 import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +40,10 @@ _SYSTEM_CACHE_SIZE = 4
 #: Converged points closer than this (relative to ``max(1, ||theta||)``) are one solution
 #: when the deflation set is built.
 DISTINCT_TOLERANCE = 1e-6
+
+#: Rough cost of starting one local worker process (imports and cached kernels), used to
+#: decide whether the default executor is worth starting at all.
+POOL_STARTUP_SECONDS = 1.5
 
 
 class _Future(Protocol):
@@ -77,12 +83,12 @@ def _cached_system(recipe: bytes) -> StationarySystem:
 def _solve_chunk(
     recipe: bytes,
     starts: np.ndarray,
-    options: NewtonOptions,
+    options: Sequence[NewtonOptions],
     deflation: np.ndarray | None,
 ) -> list[NewtonResult]:
-    """Task run by a worker: one Newton run per row of ``starts``, in order."""
+    """Task run by a worker: one Newton run per row of ``starts`` (with its options), in order."""
     system = _cached_system(recipe)
-    return [newton_stationary(system, start, options, deflation) for start in starts]
+    return [newton_stationary(system, start, opts, deflation) for start, opts in zip(starts, options)]
 
 
 # ---------------------------------------------------------------------------- executors
@@ -170,6 +176,37 @@ def _system_recipe(make_system: Callable[..., StationarySystem], system_args: tu
         ) from error
 
 
+def _single_threaded_worker() -> None:
+    """Limit a worker to one thread: the pool already runs one worker per core.
+
+    Without this every worker would also start a BLAS and a numba thread pool per core,
+    oversubscribing the machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+
+
+def _local_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of fresh single-threaded worker processes.
+
+    Workers start from a fork server rather than by forking this process: forking a
+    process whose OpenMP runtime (numba's parallel kernels, BLAS) has already started
+    threads is unsafe and aborts the child.
+    """
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_single_threaded_worker,
+    )
+
+
 def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -236,12 +273,12 @@ def _solve_independently(
     recipe: bytes,
     starts: np.ndarray,
     size: int,
-    options: NewtonOptions,
+    options: list[NewtonOptions],
     bar: tqdm,
 ) -> list[NewtonResult]:
     """Chunks of ``size`` starts, all submitted at once, none deflated."""
     futures = [
-        _submit(executor, _solve_chunk, recipe, starts[part], options, None)
+        _submit(executor, _solve_chunk, recipe, starts[part], options[part], None)
         for part in _chunks(len(starts), size)
     ]
     return [result for chunk in _collect(futures, bar) for result in chunk]
@@ -252,7 +289,7 @@ def _solve_with_deflation(
     recipe: bytes,
     starts: np.ndarray,
     size: int,
-    options: NewtonOptions,
+    options: list[NewtonOptions],
     bar: tqdm,
 ) -> list[NewtonResult]:
     """Batches of ``size`` starts, one task per start, deflated by earlier batches' solutions."""
@@ -261,7 +298,7 @@ def _solve_with_deflation(
     for batch in _chunks(len(starts), size):
         deflation = known if len(known) else None
         futures = [
-            _submit(executor, _solve_chunk, recipe, starts[index : index + 1], options, deflation)
+            _submit(executor, _solve_chunk, recipe, starts[index : index + 1], options[index : index + 1], deflation)
             for index in range(batch.start, batch.stop)
         ]
         batch_results = [result for chunk in _collect(futures, bar) for result in chunk]
@@ -275,7 +312,7 @@ def solve_from_starts(
     system_args: tuple,
     starts: ArrayLike,
     *,
-    options: NewtonOptions = NewtonOptions(),
+    options: NewtonOptions | Sequence[NewtonOptions] = NewtonOptions(),
     executor: Executor | None = None,
     progress: bool = True,
     chunk_size: int | None = None,
@@ -294,8 +331,8 @@ def solve_from_starts(
         Picklable arguments of ``make_system``.
     starts : array, shape (R, n)
         One start per row.
-    options : NewtonOptions
-        Passed to every run.
+    options : NewtonOptions or sequence of NewtonOptions
+        Passed to every run, or one per start.
     executor : optional
         Any object with ``submit(fn, *args)`` returning a future with ``result()``: a
         ``concurrent.futures`` executor, or a ``dask.distributed.Client`` (detected by
@@ -341,16 +378,31 @@ def solve_from_starts(
     threaded BLAS may round differently than a sequential one for larger matrices.
     """
     starts = _validated_starts(starts)
-    if not isinstance(options, NewtonOptions):
-        raise TypeError(f"options must be a NewtonOptions, got {type(options).__name__}")
+    per_start = [options] * len(starts) if isinstance(options, NewtonOptions) else list(options)
+    if len(per_start) != len(starts) or not all(isinstance(o, NewtonOptions) for o in per_start):
+        raise TypeError(
+            "options must be a NewtonOptions or a sequence of one NewtonOptions per start, "
+            f"got {type(options).__name__} for {len(starts)} starts"
+        )
     recipe = _system_recipe(make_system, system_args)
     workers = _default_workers()
     size = _chunk_size(chunk_size, len(starts), workers, deflate)
     solve = _solve_with_deflation if deflate else _solve_independently
     with tqdm(total=len(starts), disable=not progress or None, unit="start", desc="Newton") as bar:
         if executor is not None:
-            return solve(executor, recipe, starts, size, options, bar)
+            return solve(executor, recipe, starts, size, per_start, bar)
         if _too_small_for_a_pool(len(starts), size, workers, deflate):
-            return solve(_InProcess(), recipe, starts, size, options, bar)
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-            return solve(pool, recipe, starts, size, options, bar)
+            return solve(_InProcess(), recipe, starts, size, per_start, bar)
+        if deflate:  # batches depend on earlier ones: one executor for all of them
+            with _local_pool(workers) as pool:
+                return solve(pool, recipe, starts, size, per_start, bar)
+        # Time a first chunk here: when the rest is quicker than starting worker
+        # processes (each imports the package and loads the compiled kernels), finish here.
+        began = time.perf_counter()
+        first = solve(_InProcess(), recipe, starts[:size], size, per_start[:size], bar)
+        remaining = (time.perf_counter() - began) / size * (len(starts) - size)
+        rest = slice(size, len(starts))
+        if remaining < POOL_STARTUP_SECONDS * workers:
+            return first + solve(_InProcess(), recipe, starts[rest], size, per_start[rest], bar)
+        with _local_pool(workers) as pool:
+            return first + solve(pool, recipe, starts[rest], size, per_start[rest], bar)
