@@ -1,0 +1,322 @@
+"""The loss object of every family x encoder x constraint x expectation mode.
+
+* value, gradient and Hessian (field and Jacobian) against an independent autograd
+  implementation over the same finite measure (hypothesis chooses sizes and points);
+* the closed form equals exact enumeration where both apply;
+* exact enumeration equals a brute-force expectation over every (z, D1, D2, z', D');
+* sample averages converge to the closed form, within a tolerance from the sample size;
+* Riemannian gradients and Hessians against finite differences along retraction curves;
+* symmetries: invariance of the loss under each declared action, generators orthogonal to
+  the gradient, and spanning the Hessian's null directions at stationary points.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from autograd_reference import Setup, reference_derivatives
+from critpoints import Setting, enumerate_critical_points, exact_view_measure, population_loss, sample_views, view_moments
+from critpoints.labels import symrelu
+from critpoints.restarts import _InProcess
+
+pytestmark = pytest.mark.filterwarnings("ignore:Output seems independent of input")
+
+LOSSES = [
+    ("spectral", {}),
+    ("infonce", {"temperature": 0.5}),
+    ("ncl_squared", {}),
+    ("ncl_cosine", {}),
+    ("ncl_cosine", {"tied": True}),
+    ("ncl_predictor", {}),
+    ("ncl_predictor", {"normalize": False}),
+]
+ENCODINGS = [("linear", None), ("symrelu", -0.2), ("symrelu", "trainable")]
+CONSTRAINTS = ["none", "unit_rows", "unit_columns"]
+MODES = ["closed_form", "exact_enumeration", ("sample_average", 8, 4)]
+
+
+def cases():
+    for (loss, options), (encoder, bias), constraint, mode in itertools.product(LOSSES, ENCODINGS, CONSTRAINTS, MODES):
+        if mode == "closed_form" and (encoder != "linear" or loss not in ("spectral", "ncl_squared")):
+            continue
+        label = f"{loss}{options}-{encoder}{'' if bias is None else bias}-{constraint}-{mode if isinstance(mode, str) else 'sample'}"
+        yield pytest.param(loss, options, encoder, bias, constraint, mode, id=label)
+
+
+def make_setting(loss, options, encoder, bias, constraint, mode, d, m) -> Setting:
+    return Setting(p=d, d=d, m=m, loss=loss, encoder=encoder, bias=bias, constraint=constraint,
+                   expectation=mode, augmentation=("independent_mask", 0.4), latent="one_hot", **options)
+
+
+def reference_setup(setting: Setting) -> Setup:
+    loss = setting.loss
+    fixed = None if setting.trainable_bias or setting.bias is None else (setting.bias, setting.bias)
+    return Setup(loss.name, setting.encoder, setting.m, setting.p, trainable_bias=setting.trainable_bias,
+                 fixed_bias=fixed, tied=bool(loss.tied), temperature=loss.temperature or 1.0,
+                 normalize=True if loss.normalize is None else loss.normalize)
+
+
+def kink_margin(setting: Setting, params: dict, points: np.ndarray) -> float:
+    """Distance of the nearest pre-activation to a symrelu kink (inf for linear encoders)."""
+    if setting.encoder == "linear":
+        return np.inf
+    margins = []
+    for branch, bias_name in (("W", "b"), ("W_t", "b_t")):
+        if branch in params:
+            bias = params[bias_name] if setting.trainable_bias else setting.bias
+            t = points @ params[branch].T
+            margins.append(np.min(np.abs(np.abs(t[np.any(points != 0, axis=1)]) - np.abs(bias)), initial=np.inf))
+    return float(min(margins))
+
+
+def views_of(loss) -> np.ndarray:
+    measure = loss.measure if loss.measure is not None else exact_view_measure(loss.setting)
+    return np.concatenate([measure.x1, measure.x2, measure.anchor, measure.negative])
+
+
+def random_point(loss, rng) -> np.ndarray:
+    return loss.manifold.project(rng.normal(scale=0.8, size=loss.n_params))
+
+
+@pytest.mark.parametrize("loss_name, options, encoder, bias, constraint, mode", list(cases()))
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(d=st.integers(1, 3), m=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_matches_autograd_and_finite_differences(loss_name, options, encoder, bias, constraint, mode, d, m, seed):
+    setting = make_setting(loss_name, options, encoder, bias, constraint, mode, d, m)
+    loss = population_loss(setting)
+    rng = np.random.default_rng(seed)
+    theta = random_point(loss, rng)
+    assume(kink_margin(setting, loss.unpack(theta), views_of(loss)) > 1e-3)
+    measure = loss.measure if loss.measure is not None else exact_view_measure(setting)
+    ref_value, ref_first, ref_second = reference_derivatives(reference_setup(setting), measure, theta)
+    scale = 1.0 + np.abs(ref_second).max()
+    assert loss.value(theta) == pytest.approx(ref_value, rel=1e-9, abs=1e-10)
+    if loss.is_field:
+        first, second = loss.euclidean_field(theta), loss.euclidean_jacobian(theta)
+    else:
+        first, second = loss.euclidean_gradient(theta), loss.euclidean_hessian(theta)
+    np.testing.assert_allclose(first, ref_first, rtol=1e-7, atol=1e-9 * scale)
+    np.testing.assert_allclose(second, ref_second, rtol=1e-7, atol=1e-9 * scale)
+    check_riemannian(loss, theta, rng)
+
+
+def check_riemannian(loss, theta: np.ndarray, rng: np.random.Generator) -> None:
+    """Along the retraction curve c(t) = R(theta, t v) for a tangent v:
+    d/dt L(c(t)) = <grad L, v>, and the covariant derivative of the (projected) gradient or
+    field, P d/dt r(c(t)), equals Hess v (J v). Central differences with step h have error
+    O(h^2) times third derivatives of order one here; 1e-5 relative leaves a margin of ~100."""
+    h = 1e-4
+    direction = loss.manifold.tangent_project(theta, rng.normal(size=loss.n_params))
+    direction /= max(np.linalg.norm(direction), 1e-300)
+    curve = lambda t: loss.manifold.retract(theta, t * direction)  # noqa: E731
+    residual = loss.field if loss.is_field else loss.gradient
+    operator = loss.jacobian(theta) if loss.is_field else loss.hessian(theta)
+    scale = 1.0 + np.abs(operator).max()
+    if not loss.is_field:
+        slope = (loss.value(curve(h)) - loss.value(curve(-h))) / (2 * h)
+        assert slope == pytest.approx(residual(theta) @ direction, abs=1e-5 * scale)
+    covariant = loss.manifold.tangent_project(theta, (residual(curve(h)) - residual(curve(-h))) / (2 * h))
+    np.testing.assert_allclose(covariant, operator @ direction, atol=1e-5 * scale)
+    np.testing.assert_allclose(loss.manifold.tangent_project(theta, residual(theta)), residual(theta), atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("loss_name", ["spectral", "ncl_squared"])
+@pytest.mark.parametrize("constraint", CONSTRAINTS)
+def test_closed_form_equals_exact_enumeration(loss_name, constraint):
+    rng = np.random.default_rng(1)
+    kwargs = dict(p=3, d=3, m=2, loss=loss_name, constraint=constraint, latent=("fixed_count", 2, 1),
+                  augmentation=("independent_mask", 0.3))
+    closed = population_loss(Setting(**kwargs, expectation="closed_form"))
+    enumerated = population_loss(Setting(**kwargs, expectation="exact_enumeration"))
+    for _ in range(3):
+        theta = random_point(closed, rng)
+        assert closed.value(theta) == pytest.approx(enumerated.value(theta), rel=1e-12, abs=1e-13)
+        np.testing.assert_allclose(closed.gradient(theta), enumerated.gradient(theta), atol=1e-12)
+        np.testing.assert_allclose(closed.hessian(theta), enumerated.hessian(theta), atol=1e-11)
+
+
+def brute_force_value(setting: Setting, params: dict) -> float:
+    """E over every code z, full masks D1, D2 and negative (z', D'), by direct summation."""
+    codes, code_weights = setting.latent.support(setting.d)
+    q, p = setting.augmentation.q, setting.p
+    masks = [np.array(mask) for mask in itertools.product((0.0, 1.0), repeat=p)]
+    mask_weights = [np.prod(np.where(mask == 1, 1 - q, q)) for mask in masks]
+    views = [(mask * z, wz * wm) for z, wz in zip(codes, code_weights) for mask, wm in zip(masks, mask_weights)]
+
+    def f(x, branch="W"):
+        bias_name = "b" if branch == "W" else "b_t"
+        t = params[branch] @ x
+        if setting.encoder == "linear":
+            return t
+        return symrelu(t, params[bias_name] if setting.trainable_bias else setting.bias)
+
+    def n(v):
+        norm = np.linalg.norm(v)
+        return v / norm if norm > 0 else 0 * v
+
+    name = setting.loss.name
+    target = "W_t" if "W_t" in params else "W"
+    total = 0.0
+    for z, wz in zip(codes, code_weights):
+        for m1, w1 in zip(masks, mask_weights):
+            for m2, w2 in zip(masks, mask_weights):
+                x1, x2, weight = m1 * z, m2 * z, wz * w1 * w2
+                u, v = f(x1), f(x2, target)
+                if name == "spectral":
+                    total += weight * (-2 * u @ v + sum(wn * (u @ f(xn)) ** 2 for xn, wn in views))
+                elif name == "ncl_squared":
+                    total += weight * np.sum((u - v) ** 2)
+                elif name == "ncl_cosine":
+                    total += weight * (2 - 2 * n(u) @ n(v))
+                elif name == "ncl_predictor":
+                    P = params["P"]
+                    total += weight * (2 - n(P @ u) @ n(v) - n(u) @ n(P @ v))
+    if name == "infonce":
+        tau = setting.loss.temperature
+        cos = lambda a, b: n(a) @ n(b)  # noqa: E731
+        for z, wz in zip(codes, code_weights):
+            for m1, w1 in zip(masks, mask_weights):
+                for m2, w2 in zip(masks, mask_weights):
+                    total += wz * w1 * w2 * (-cos(f(m1 * z), f(m2 * z)) / tau)
+        for x1, w1 in views:
+            total += w1 * np.log(sum(wn * np.exp(cos(f(x1), f(xn)) / tau) for xn, wn in views))
+    return float(total)
+
+
+@pytest.mark.parametrize("loss_name, options", LOSSES[:6])
+@pytest.mark.parametrize("bias", [-0.3, "trainable"])
+def test_exact_enumeration_equals_brute_force(loss_name, options, bias):
+    setting = Setting(p=2, d=2, m=2, loss=loss_name, encoder="symrelu", bias=bias, latent="one_hot",
+                      augmentation=("independent_mask", 0.3), expectation="exact_enumeration", **options)
+    loss = population_loss(setting)
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        theta = rng.normal(size=loss.n_params)
+        assert loss.value(theta) == pytest.approx(brute_force_value(setting, loss.unpack(theta)), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("loss_name", ["spectral", "ncl_squared"])
+def test_sample_average_converges_to_closed_form(loss_name):
+    """|L_n - L| shrinks like sd / sqrt(n): checked against 5 standard errors of the
+    first-order (influence-function) term plus the O(1/n) second-order term of the
+    all-pairs repulsion average."""
+    kwargs = dict(p=4, d=3, m=3, loss=loss_name, dictionary=("random", 2), noise=0.3,
+                  latent=("fixed_count", 2, 1), augmentation=("independent_mask", 0.25))
+    exact_setting = Setting(**kwargs)
+    exact = population_loss(exact_setting)
+    theta = np.random.default_rng(3).normal(size=exact.n_params)
+    params = exact.unpack(theta)
+    target = params.get("W_t", params["W"])
+    moments = view_moments(exact_setting)
+    anchor_second = params["W"] @ moments.x1x1 @ params["W"].T
+    negative_second = params["W"] @ moments.x2x2 @ params["W"].T
+    for n in (1_000, 10_000, 100_000):
+        sampled = population_loss(Setting(**kwargs, expectation=("sample_average", n, 11)))
+        draw = sample_views(exact_setting, n, 11)
+        u, v, w = draw.x1 @ params["W"].T, draw.x2 @ target.T, draw.negative @ params["W"].T
+        if loss_name == "ncl_squared":
+            influence = np.sum((u - v) ** 2, axis=1)
+            second_order = 0.0
+        else:
+            influence = (-2 * np.sum(u * v, axis=1) + np.einsum("ni,ij,nj->n", u, negative_second, u)
+                         + np.einsum("ni,ij,nj->n", w, anchor_second, w))
+            second_order = 10 * np.abs(anchor_second).max() * np.abs(negative_second).max() / n
+        error = abs(sampled.value(theta) - exact.value(theta))
+        assert error <= 5 * influence.std(ddof=1) / np.sqrt(n) + second_order
+    assert "empirical" in sampled.expectation and "population" in exact.expectation
+
+
+SYMMETRY_SETTINGS = [
+    dict(loss="spectral", encoder="symrelu", bias=-0.2, constraint="unit_rows"),
+    dict(loss="spectral", encoder="linear", constraint="unit_columns", expectation="exact_enumeration"),
+    dict(loss="infonce", encoder="linear"),
+    dict(loss="ncl_cosine", encoder="symrelu", bias="trainable"),
+    dict(loss="ncl_cosine", encoder="symrelu", bias=0.0, tied=True),
+    dict(loss="ncl_squared", encoder="linear", dictionary=("random", 1), noise=0.1, p=4),
+    dict(loss="ncl_predictor", encoder="linear"),
+    dict(loss="ncl_predictor", encoder="symrelu", bias="trainable", normalize=False),
+]
+
+
+@pytest.mark.parametrize("kwargs", SYMMETRY_SETTINGS, ids=lambda k: "-".join(map(str, k.values())))
+def test_loss_is_invariant_under_declared_symmetries(kwargs):
+    setting = Setting(**{"p": 3, "d": 3, "m": 3, **kwargs})
+    loss = population_loss(setting)
+    group = loss.symmetries
+    rng = np.random.default_rng(4)
+    theta = random_point(loss, rng)
+    value = loss.value(theta)
+    check = lambda other: loss.value(other) == pytest.approx(value, rel=1e-11, abs=1e-12)  # noqa: E731
+    assert check(group.permute(theta, [2, 0, 1]))
+    assert check(group.flip(theta, [-1, 1, -1]))
+    if group.rotations:
+        rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+        assert check(group.rotate(theta, rotation))
+    equivariant = loss.is_field and not setting.loss.normalize
+    for blocks in group.scalings:
+        scaled = group.scale(theta, blocks, 2.7)
+        if not equivariant:
+            assert check(scaled)
+            continue
+        # the unnormalised predictor field is equivariant: each block of F(g theta) is a
+        # positive multiple of the same block of F(theta), so its zero set is invariant
+        before, after = loss.field(theta), loss.field(scaled)
+        for name in loss.layout.names:
+            a, b = before[loss.layout.slice(name)], after[loss.layout.slice(name)]
+            factor = (a @ b) / (a @ a)
+            assert factor > 0
+            np.testing.assert_allclose(b, factor * a, rtol=1e-10, atol=1e-12)
+    if group.input_permutations:
+        signs = [1, -1, 1] if group.input_sign_flips else [1, 1, 1]
+        assert check(group.act_on_inputs(theta, [1, 2, 0], signs))
+    generators = loss.symmetry_generators(theta)
+    assert generators.shape == (loss.n_params, group.continuous_dimension)
+    residual = loss.field(theta) if loss.is_field else loss.gradient(theta)
+    if not loss.is_field:  # L(g_t theta) = L(theta) for all t: grad L . xi = 0 everywhere
+        np.testing.assert_allclose(generators.T @ residual, 0, atol=1e-10)
+
+
+def test_declared_symmetries_are_not_too_many():
+    """A fixed non-zero bias breaks rescaling; unit rows break O(m); a random M has no input symmetry."""
+    assert population_loss(Setting(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias=-0.2)).symmetries.scalings == ()
+    assert not population_loss(Setting(p=3, d=3, m=2, loss="spectral", constraint="unit_rows")).symmetries.rotations
+    assert not population_loss(Setting(p=3, d=3, m=2, loss="spectral", dictionary=("random", 0))).symmetries.input_permutations
+    # and a non-symmetry really changes the loss: flipping one branch of an untied cosine loss
+    loss = population_loss(Setting(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias="trainable"))
+    rng = np.random.default_rng(0)
+    theta = loss.pack(W=rng.normal(size=(2, 3)), W_t=rng.normal(size=(2, 3)), b=np.full(2, 0.3), b_t=np.full(2, 0.3))
+    flipped = theta.copy()
+    flipped[loss.layout.slice("W_t")] *= -1
+    assert abs(loss.value(flipped) - loss.value(theta)) > 1e-3
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(loss="spectral", encoder="linear", dictionary=("random", 5), noise=0.1, p=4),
+    dict(loss="infonce", encoder="linear"),
+    dict(loss="ncl_cosine", encoder="symrelu", bias="trainable"),
+], ids=["spectral-O(m)", "infonce-O(m)+scale", "ncl_cosine-scales"])
+def test_generators_span_null_directions_at_stationary_points(kwargs):
+    setting = Setting(**{"p": 3, "d": 3, "m": 3, **kwargs})
+    loss = population_loss(setting)
+    result = enumerate_critical_points(setting, n_restarts=12, seed=0, executor=_InProcess(), progress=False)
+    assert len(result) > 0
+    for point in list(result)[:3]:
+        theta = loss.pack(**point.params)
+        hessian = loss.hessian(theta)
+        generators = loss.symmetry_generators(theta)
+        scale = 1.0 + np.abs(hessian).max()
+        np.testing.assert_allclose(hessian @ generators, 0, atol=1e-7 * scale * (1 + np.abs(generators).max()))
+    if setting.loss.name == "spectral":  # a generic minimum: the null space is exactly the O(m) orbit
+        minimum = next(p for p in result if p.kind == "minimum")
+        theta = loss.pack(**minimum.params)
+        eigenvalues, vectors = np.linalg.eigh(loss.hessian(theta))
+        null = vectors[:, np.abs(eigenvalues) < 1e-7 * np.abs(eigenvalues).max()]
+        generators = loss.symmetry_generators(theta)
+        assert null.shape[1] == generators.shape[1] == 3
+        basis = np.linalg.qr(generators)[0]
+        np.testing.assert_allclose(basis @ (basis.T @ null), null, atol=1e-6)
