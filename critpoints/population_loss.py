@@ -153,21 +153,21 @@ class PopulationLoss:
         """The Riemannian gradient P nabla L on the constraint manifold."""
         return self.manifold.riemannian_gradient(theta, self.euclidean_gradient(theta))
 
-    def _gradient_and_hessian(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Ambient gradient and Hessian from one evaluation."""
-        self._require(False, "hessian")
-        _, gradient, hessian = self._evaluator.value_gradient_hessian(theta)
+    def euclidean_gradient_and_hessian(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(nabla L, nabla^2 L) from one evaluation of the kernels."""
+        self._require(False, "euclidean_gradient_and_hessian")
+        _, gradient, hessian = self._evaluator.value_gradient_hessian(self._theta(theta))
         return gradient, hessian
 
     def hessian(self, theta: np.ndarray) -> np.ndarray:
         """The Riemannian Hessian in ambient coordinates, P (nabla^2 L - sum_s (x_s . g_s) I_s) P."""
         theta = self._theta(theta)
-        return self.manifold.riemannian_hessian(theta, *self._gradient_and_hessian(theta))
+        return self.manifold.riemannian_hessian(theta, *self.euclidean_gradient_and_hessian(theta))
 
     def hessian_in_basis(self, theta: np.ndarray) -> np.ndarray:
         """The Riemannian Hessian in an orthonormal basis of the tangent space (dim x dim)."""
         theta = self._theta(theta)
-        return self.manifold.riemannian_hessian_in_basis(theta, *self._gradient_and_hessian(theta))
+        return self.manifold.riemannian_hessian_in_basis(theta, *self.euclidean_gradient_and_hessian(theta))
 
     def euclidean_field(self, theta: np.ndarray) -> np.ndarray:
         """The ambient stop-gradient field F(theta) of ncl_predictor."""
@@ -183,20 +183,20 @@ class PopulationLoss:
         """The field projected on the constraint manifold, P F."""
         return self.manifold.riemannian_field(theta, self.euclidean_field(theta))
 
-    def _field_and_jacobian(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Ambient field and Jacobian from one evaluation."""
-        self._require(True, "jacobian")
-        return self._evaluator.field_and_jacobian(theta)
+    def euclidean_field_and_jacobian(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(F, dF/dtheta) from one evaluation of the kernels."""
+        self._require(True, "euclidean_field_and_jacobian")
+        return self._evaluator.field_and_jacobian(self._theta(theta))
 
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
         """The covariant derivative of P F in ambient coordinates, P (J - sum_s (x_s . F_s) I_s) P."""
         theta = self._theta(theta)
-        return self.manifold.riemannian_jacobian(theta, *self._field_and_jacobian(theta))
+        return self.manifold.riemannian_jacobian(theta, *self.euclidean_field_and_jacobian(theta))
 
     def jacobian_in_basis(self, theta: np.ndarray) -> np.ndarray:
         """The covariant derivative of P F in an orthonormal tangent basis (dim x dim)."""
         theta = self._theta(theta)
-        return self.manifold.riemannian_jacobian_in_basis(theta, *self._field_and_jacobian(theta))
+        return self.manifold.riemannian_jacobian_in_basis(theta, *self.euclidean_field_and_jacobian(theta))
 
     def symmetry_generators(self, theta: np.ndarray) -> np.ndarray:
         """Tangent vectors (columns) of the continuous symmetries at theta."""

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import _validation as check
@@ -86,9 +87,14 @@ def _solve_chunk(
     options: Sequence[NewtonOptions],
     deflation: np.ndarray | None,
 ) -> list[NewtonResult]:
-    """Task run by a worker: one Newton run per row of ``starts`` (with its options), in order."""
+    """Task run by a worker: one Newton run per row of ``starts`` (with its options), in order.
+
+    BLAS runs single-threaded here: the matrices are small, where a second BLAS thread only
+    adds synchronisation (and contends with the other workers).
+    """
     system = _cached_system(recipe)
-    return [newton_stationary(system, start, opts, deflation) for start, opts in zip(starts, options)]
+    with threadpool_limits(1):
+        return [newton_stationary(system, start, opts, deflation) for start, opts in zip(starts, options)]
 
 
 # ---------------------------------------------------------------------------- executors
@@ -176,23 +182,6 @@ def _system_recipe(make_system: Callable[..., StationarySystem], system_args: tu
         ) from error
 
 
-def _single_threaded_worker() -> None:
-    """Limit a worker to one thread: the pool already runs one worker per core.
-
-    Without this every worker would also start a BLAS and a numba thread pool per core,
-    oversubscribing the machine.
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    try:
-        import numba
-
-        numba.set_num_threads(1)
-    except ImportError:  # pragma: no cover - numba is a dependency
-        pass
-
-
 def _local_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """A pool of fresh single-threaded worker processes.
 
@@ -203,7 +192,6 @@ def _local_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     return concurrent.futures.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("forkserver"),
-        initializer=_single_threaded_worker,
     )
 
 

@@ -427,7 +427,7 @@ derivations/pointwise_losses.py and derivations/pointwise_losses.md.
 
 import math
 
-from numba import njit, prange
+from numba import njit
 
 N_DERIVATIVES = 10
 '''
@@ -440,12 +440,12 @@ def _emit_kind_constants() -> str:
 def _emit_table() -> str:
     kinds = ", ".join(f"{loss.name.upper()} ({loss.kind})" for loss in POINTWISE_LOSSES)
     lines = [
-        "@njit(cache=True, parallel=True)",
+        "@njit(cache=True)",
         "def derivative_table(kind, A, B, C, inv_tau, shift, out):",
         f'    """out[n] = kernel(A[n], B[n], C[n], inv_tau, shift[n]) for kind in {kinds}."""',
         f"    if kind < 0 or kind > {max(loss.kind for loss in POINTWISE_LOSSES)}:",
         '        raise ValueError("unknown pointwise loss kind")',
-        "    for n in prange(A.shape[0]):",
+        "    for n in range(A.shape[0]):",
     ]
     for index, loss in enumerate(POINTWISE_LOSSES):
         keyword = "if" if index == 0 else "elif" if index < len(POINTWISE_LOSSES) - 1 else "else"

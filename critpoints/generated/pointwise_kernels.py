@@ -15,7 +15,7 @@ derivations/pointwise_losses.py and derivations/pointwise_losses.md.
 
 import math
 
-from numba import njit, prange
+from numba import njit
 
 N_DERIVATIVES = 10
 
@@ -137,12 +137,12 @@ def exp_cosine(A, B, C, inv_tau, shift):
     )
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def derivative_table(kind, A, B, C, inv_tau, shift, out):
     """out[n] = kernel(A[n], B[n], C[n], inv_tau, shift[n]) for kind in SQUARED_DISTANCE (0), INNER_PRODUCT (1), COSINE (2), EXP_COSINE (3)."""
     if kind < 0 or kind > 3:
         raise ValueError("unknown pointwise loss kind")
-    for n in prange(A.shape[0]):
+    for n in range(A.shape[0]):
         if kind == SQUARED_DISTANCE:
             d = squared_distance(A[n], B[n], C[n], inv_tau, shift[n])
         elif kind == INNER_PRODUCT:
