@@ -71,3 +71,18 @@ def finite_array(name: str, value: object, *, ndim: int | None = None) -> np.nda
         raise ValueError(f"{name} must have finite entries (no NaN or inf), got {name}={array!r}")
     array.flags.writeable = False
     return array
+
+
+def short_form(name: str, value: object, allowed: Iterable[str], what: str) -> tuple[str, tuple]:
+    """Split a short form ``"family"`` or ``("family", *parameters)`` into (family, parameters).
+
+    Raises TypeError for anything else (``what`` describes the other accepted forms) and
+    ValueError, listing ``allowed``, for an unknown family.
+    """
+    if isinstance(value, str):
+        family, parameters = value, ()
+    elif isinstance(value, tuple) and value and isinstance(value[0], str):
+        family, parameters = value[0], tuple(value[1:])
+    else:
+        raise TypeError(f"{name} must be a name, a tuple (name, *parameters) or {what}, got {value!r}")
+    return choice(name, family, allowed), parameters

@@ -111,17 +111,13 @@ def parse_augmentation(value: object) -> Augmentation:
     """Turn ``("independent_mask", q)``, ``"complementary_mask"`` or an object into an object."""
     if isinstance(value, (IndependentMask, ComplementaryMask)):
         return value
-    known = ("independent_mask", "complementary_mask")
-    if isinstance(value, str):
-        check.choice("augmentation", value, known)
-        if value == "independent_mask":
-            raise ValueError("augmentation='independent_mask' needs a drop probability: ('independent_mask', q)")
+    name, args = check.short_form(
+        "augmentation", value, ("independent_mask", "complementary_mask"), "an augmentation object"
+    )
+    if name == "independent_mask" and len(args) == 1:
+        return IndependentMask(args[0])
+    if name == "complementary_mask" and not args:
         return ComplementaryMask()
-    if isinstance(value, tuple) and value and isinstance(value[0], str):
-        check.choice("augmentation", value[0], known)
-        if value[0] == "independent_mask" and len(value) == 2:
-            return IndependentMask(value[1])
-        if value[0] == "complementary_mask" and len(value) == 1:
-            return ComplementaryMask()
-        raise ValueError(f"augmentation must be ('independent_mask', q) or 'complementary_mask', got {value!r}")
-    raise TypeError(f"augmentation must be a name, a tuple (name, *parameters) or an augmentation object, got {value!r}")
+    if name == "independent_mask" and not args:
+        raise ValueError("augmentation='independent_mask' needs a drop probability: ('independent_mask', q)")
+    raise ValueError(f"augmentation must be ('independent_mask', q) or 'complementary_mask', got {value!r}")

@@ -105,16 +105,15 @@ def parse_dictionary(value: object) -> Dictionary:
     """Turn a short form (``"identity"``, ``("random", seed)``, an array) into an object."""
     if isinstance(value, (IdentityDictionary, RandomDictionary, GivenDictionary)):
         return value
-    if isinstance(value, str):
-        check.choice("dictionary", value, ("identity", "random"))
-        if value == "random":
+    if isinstance(value, str) or (isinstance(value, tuple) and value and isinstance(value[0], str)):
+        name, args = check.short_form("dictionary", value, ("identity", "random"), "a p x d array")
+        if name == "identity" and not args:
+            return IdentityDictionary()
+        if name == "random" and len(args) == 1:
+            return RandomDictionary(args[0])
+        if name == "random" and not args:
             raise ValueError("dictionary='random' needs a seed: pass dictionary=('random', seed)")
-        return IdentityDictionary()
-    if isinstance(value, tuple) and value and isinstance(value[0], str):
-        check.choice("dictionary", value[0], ("identity", "random"))
-        if value[0] == "random" and len(value) == 2:
-            return RandomDictionary(value[1])
-        raise ValueError(f"dictionary tuple must be ('random', seed), got {value!r}")
+        raise ValueError(f"dictionary must be 'identity' or ('random', seed), got {value!r}")
     if isinstance(value, (np.ndarray, list, tuple)):
         return GivenDictionary(value)
     raise TypeError(

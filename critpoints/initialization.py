@@ -60,13 +60,7 @@ def initial_points(loss: PopulationLoss, count: int, rng: np.random.Generator, i
             raise ValueError(f"init arrays must have {loss.n_params} columns (one theta per row), got shape {starts.shape}")
         starts = np.array(starts[np.arange(count) % len(starts)])
     else:
-        if isinstance(init, str):
-            name, args = init, ()
-        elif isinstance(init, tuple) and init and isinstance(init[0], str):
-            name, args = init[0], tuple(init[1:])
-        else:
-            raise TypeError(f"init must be a family name, a tuple (name, parameter) or an array, got {init!r}")
-        check.choice("init", name, INIT_FAMILIES)
+        name, args = check.short_form("init", init, INIT_FAMILIES, "an array of starts")
         if name == "gaussian":
             scale = check.real("init scale", args[0], low=0.0, low_open=True) if args else loss.setting.p ** -0.5
             starts = _gaussian(loss, count, rng, scale)

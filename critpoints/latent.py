@@ -169,14 +169,7 @@ def parse_latent(value: object) -> Latent:
     """
     if isinstance(value, (OneHot, FixedCount, Bernoulli)):
         return value
-    known = ("one_hot", "fixed_count", "bernoulli")
-    if isinstance(value, str):
-        name, args = value, ()
-    elif isinstance(value, tuple) and value and isinstance(value[0], str):
-        name, args = value[0], tuple(value[1:])
-    else:
-        raise TypeError(f"latent must be a name, a tuple (name, *parameters) or a latent object, got {value!r}")
-    check.choice("latent", name, known)
+    name, args = check.short_form("latent", value, ("one_hot", "fixed_count", "bernoulli"), "a latent object")
     if name == "one_hot":
         if args not in ((), ("positive",), ("signed",)):
             raise ValueError(f"latent one_hot takes no parameter or 'positive' / 'signed', got {value!r}")
