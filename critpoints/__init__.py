@@ -5,8 +5,8 @@ two views by random masking, a one-layer encoder, contrastive or non-contrastive
 """
 
 from .augmentation import ComplementaryMask, IndependentMask
-from .engine import enumerate_critical_points
 from .dictionary import GivenDictionary, IdentityDictionary, RandomDictionary
+from .engine import enumerate_critical_points
 from .finite_measure import FiniteMeasure
 from .latent import Bernoulli, FixedCount, OneHot, sparsity_to_counts
 from .population_loss import PopulationLoss, population_loss

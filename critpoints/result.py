@@ -130,7 +130,8 @@ class CriticalPointSet:
         The setting's description (with its expectation mode: population or empirical).
     points : tuple[CriticalPoint, ...]
     status_counts : dict[str, int]
-        How the restarts ended: converged, gradient_flat, diverged, max_iterations.
+        How the restarts ended: converged, gradient_flat, stalled, diverged, max_iterations
+        (critpoints.newton.Status).
     completeness : Completeness
     metadata : dict
         n_restarts, seed, init, tau_good, symmetry group, tolerances.
