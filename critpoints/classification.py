@@ -57,18 +57,23 @@ class SpectrumClass:
     eigenvalues: np.ndarray
 
 
-def symmetry_complement(basis: np.ndarray, generators: np.ndarray, rank_tol: float = 1e-8) -> tuple[np.ndarray, int]:
+def symmetry_complement(
+    basis: np.ndarray, generators: np.ndarray, scale: float, rank_tol: float = 1e-8
+) -> tuple[np.ndarray, int]:
     """An orthonormal basis (dim x (dim - r)) of the tangent directions orthogonal to the generators.
 
     ``basis`` is the n x dim orthonormal tangent basis, ``generators`` n x k tangent vectors;
-    r is their numerical rank (singular values above rank_tol times the largest).
+    r is their numerical rank: singular values above ``rank_tol * scale``, with ``scale`` the
+    size of the point (e.g. max(1, ||theta||)). The threshold is absolute on that scale, not
+    relative to the largest generator: at a point that is (numerically) fixed by a symmetry,
+    such as W ~ 1e-11 under O(m), the generators are round-off and span no orbit.
     """
     dim = basis.shape[1]
     if generators.size == 0:
         return np.eye(dim), 0
     coordinates = basis.T @ generators
     u, singular, _ = np.linalg.svd(coordinates, full_matrices=True)
-    rank = int(np.sum(singular > rank_tol * max(singular.max(initial=0.0), 1e-300))) if singular.size else 0
+    rank = int(np.sum(singular > rank_tol * scale))
     return u[:, rank:], rank
 
 

@@ -88,7 +88,9 @@ def describe_point(
     system = LossSystem(loss)
     basis = loss.manifold.tangent_basis(theta)
     matrix = loss.hessian_in_basis(theta) if system.is_gradient else loss.jacobian_in_basis(theta)
-    complement, modes = symmetry_complement(basis, loss.symmetry_generators(theta))
+    complement, modes = symmetry_complement(
+        basis, loss.symmetry_generators(theta), scale=max(1.0, float(np.linalg.norm(theta)))
+    )
     spectrum = classify_spectrum(
         matrix, complement, modes, is_gradient=system.is_gradient, tolerance=eigenvalue_tolerance
     )
@@ -127,6 +129,7 @@ def enumerate_critical_points(
     tau_good: float = DEFAULT_TAU_GOOD,
     eigenvalue_tolerance: float = DEFAULT_EIGENVALUE_TOLERANCE,
     orbit_tolerance: float = 1e-6,
+    certify: bool = False,
     **solver_options: Any,
 ) -> CriticalPointSet:
     """All stationary points Newton reaches from ``n_restarts`` seeded starts, one per orbit.
@@ -160,6 +163,13 @@ def enumerate_critical_points(
         Eigenvalues within this fraction of max(1, spectral radius) count as zero.
     orbit_tolerance : float
         Relative tolerance under which two orbit keys are the same orbit.
+    certify : bool
+        Certify every point in interval arithmetic (critpoints.certify; needs the
+        ``certify`` extra, python-flint): a Krawczyk test for exactly one critical point
+        in a box (in a slice transversal to continuous symmetry orbits, with Lagrange
+        multipliers under a constraint) and the Morse index from the interval Hessian.
+        Fills ``certified`` ("yes" or "no: <reason>"), ``certified_index`` and
+        ``certified_radius`` of each point.
     **solver_options
         Fields of :class:`critpoints.newton.NewtonOptions` (tol, max_iterations, flat_tol, ...).
 
@@ -200,6 +210,8 @@ def enumerate_critical_points(
         describe_point(loss, theta, count, tau_good=tau_good, eigenvalue_tolerance=eigenvalue_tolerance)
         for theta, count in zip(database.points, database.counts)
     ]
+    if certify:
+        points = [_certified(loss, theta, point) for theta, point in zip(database.points, points)]
     points.sort(key=lambda point: point.loss)
     return CriticalPointSet(
         setting=setting.describe(),
@@ -218,5 +230,19 @@ def enumerate_critical_points(
             "empirical": loss.empirical,
             "tol": options.tol,
             "eigenvalue_tolerance": eigenvalue_tolerance,
+            **({"certified": sum(point.certified == "yes" for point in points)} if certify else {}),
         },
+    )
+
+
+def _certified(loss: PopulationLoss, theta: np.ndarray, point: CriticalPoint) -> CriticalPoint:
+    """``point`` with its certification fields filled (critpoints.certify.certify_point)."""
+    from .certify import certify_point
+
+    certificate = certify_point(loss, theta)
+    return dataclasses.replace(
+        point,
+        certified=certificate.describe(),
+        certified_index=certificate.index,
+        certified_radius=certificate.radius,
     )
