@@ -1,0 +1,302 @@
+"""The ``critpoints`` command: enumerate stationary points, run training dynamics, a demo.
+
+Usage::
+
+    critpoints enumerate --p 4 --d 4 --m 4 --loss spectral --encoder symrelu --bias -0.3 \\
+        --constraint unit_rows --restarts 50 --seed 0 --json points.json --csv points.csv --plot figures/
+    critpoints dynamics --p 4 --d 4 --m 4 --loss ncl_cosine --encoder symrelu --bias -0.3 \\
+        --constraint unit_rows --starts 100 --init warm_start:2 --json runs.json
+    critpoints demo
+
+The setting flags mirror the keywords of :class:`critpoints.Setting`; a parameterised short
+form is written with colons: ``--dictionary random:3``, ``--latent fixed_count:2:1``,
+``--latent bernoulli:0.3``, ``--latent sparsity:0.1`` (the paper's sparsity, mapped by
+``sparsity_to_counts``), ``--augmentation independent_mask:0.5``, ``--augmentation
+complementary_mask``, ``--expectation sample_average:2000:0``, ``--bias trainable`` or
+``--bias -0.3`` or ``--bias -0.3,-0.2,-0.3,-0.2``.
+
+Errors in the flags, and settings that ``Setting`` rejects, print one line
+``critpoints <command>: error: ...`` on standard error and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .setting import CONSTRAINTS, ENCODERS, LOSSES, PREDICTOR_CONSTRAINTS, Setting
+
+
+class UsageError(Exception):
+    """A bad command line (reported in one line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (with a pointer to --help) and exit 2."""
+
+    def error(self, message: str) -> None:  # noqa: D102 (argparse API)
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def short_form(text: str) -> str | tuple:
+    """``"name:a:b"`` -> ``("name", a, b)`` with numbers converted; ``"name"`` stays a string."""
+    name, *args = text.split(":")
+    return (name, *map(_number, args)) if args else name
+
+
+def _bias(text: str | None):
+    if text is None or text == "trainable":
+        return text
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"bias must be a number, comma-separated numbers or 'trainable', got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _latent(text: str, d: int):
+    form = short_form(text)
+    if isinstance(form, tuple) and form[0] == "sparsity":
+        from .latent import sparsity_to_counts
+
+        if len(form) != 2 or not isinstance(form[1], (int, float)):
+            raise ValueError(f"latent sparsity needs one number, e.g. sparsity:0.1, got {text!r}")
+        return ("fixed_count", *sparsity_to_counts(float(form[1]), d))
+    return form
+
+
+def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that build a :class:`Setting` (its keywords)."""
+    group = parser.add_argument_group("setting (the keywords of critpoints.Setting)")
+    group.add_argument("--p", type=int, required=True, help="input dimension")
+    group.add_argument("--d", type=int, required=True, help="number of dictionary atoms")
+    group.add_argument("--m", type=int, required=True, help="number of neurons")
+    group.add_argument("--loss", required=True, choices=LOSSES)
+    group.add_argument("--dictionary", default="identity", help="identity | random:SEED")
+    group.add_argument("--latent", default="one_hot",
+                       help="one_hot | one_hot:positive | fixed_count:K:KNEG | bernoulli:PROB | sparsity:S")
+    group.add_argument("--noise", type=float, default=0.0, help="sigma of the Gaussian input noise")
+    group.add_argument("--augmentation", default="independent_mask:0.5",
+                       help="independent_mask:Q (Q the drop probability) | complementary_mask")
+    group.add_argument("--encoder", default="linear", choices=ENCODERS)
+    group.add_argument("--bias", default=None, help="symrelu bias: a number, m comma-separated numbers, or trainable")
+    group.add_argument("--constraint", default="none", choices=CONSTRAINTS)
+    group.add_argument("--expectation", default="auto",
+                       help="auto | closed_form | exact_enumeration | sample_average:N:SEED")
+    group.add_argument("--temperature", type=float, default=None, help="infonce temperature")
+    group.add_argument("--tied", action=argparse.BooleanOptionalAction, default=None, help="ncl_cosine: one encoder")
+    group.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                       help="ncl_predictor: cosine (default) or raw inner products")
+    group.add_argument("--predictor-constraint", default=None, choices=PREDICTOR_CONSTRAINTS)
+    group.add_argument("--max-support-size", type=int, default=None, help="largest exact enumeration")
+
+
+def build_setting(args: argparse.Namespace) -> Setting:
+    """The :class:`Setting` of parsed flags (raises Setting's ValueError / TypeError)."""
+    keywords = dict(
+        p=args.p, d=args.d, m=args.m, loss=args.loss, dictionary=short_form(args.dictionary),
+        latent=_latent(args.latent, args.d), noise=args.noise, augmentation=short_form(args.augmentation),
+        encoder=args.encoder, bias=_bias(args.bias), constraint=args.constraint,
+        expectation=short_form(args.expectation), temperature=args.temperature, tied=args.tied,
+        normalize=args.normalize, predictor_constraint=args.predictor_constraint,
+    )
+    if args.max_support_size is not None:
+        keywords["max_support_size"] = args.max_support_size
+    return Setting(**keywords)
+
+
+def _executor(jobs: int | None):
+    if jobs == 1:
+        from .restarts import _InProcess
+
+        return _InProcess()
+    return None
+
+
+def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
+    from .engine import enumerate_critical_points
+
+    result = enumerate_critical_points(
+        setting, n_restarts=args.restarts, seed=args.seed, executor=_executor(args.jobs), progress=args.progress,
+    )
+    print(result)
+    if args.json:
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.csv:
+        result.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    if args.plot:
+        from . import plots
+
+        for path in (
+            plots.minima_heatmaps(result, setting, Path(args.plot) / "minima.png"),
+            plots.hessian_spectra(result, setting, Path(args.plot) / "spectra.png"),
+            plots.index_vs_loss(result, Path(args.plot) / "index_vs_loss.png"),
+        ):
+            print(f"wrote {path}")
+    return 0
+
+
+def _dynamics(args: argparse.Namespace, setting: Setting) -> int:
+    from .dynamics import run_dynamics
+    from .engine import enumerate_critical_points
+
+    init = short_form(args.init)
+    table = None
+    if args.match:
+        table = enumerate_critical_points(
+            setting, n_restarts=args.match, seed=args.seed, executor=_executor(args.jobs), progress=args.progress,
+        )
+    result = run_dynamics(
+        setting, n_starts=args.starts, seed=args.seed, init=init, lr=args.lr, max_steps=args.max_steps,
+        tol=args.tol, schedule=args.schedule, step=args.step, critical_points=table,
+    )
+    print(result)
+    if args.json:
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.csv:
+        result.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    if args.plot:
+        from . import plots
+
+        path = plots.alignment_histogram(result, Path(args.plot) / "alignment.png")
+        print(f"wrote {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace, setting: None = None) -> int:
+    from .dynamics import run_dynamics
+    from .engine import enumerate_critical_points
+    from .restarts import _InProcess
+
+    began = time.perf_counter()
+    for loss in ("spectral", "ncl_cosine"):
+        setting = Setting(
+            p=3, d=3, m=3, loss=loss, latent="one_hot", augmentation=("independent_mask", 0.5),
+            encoder="symrelu", bias=-0.3, constraint="unit_rows",
+        )
+        table = enumerate_critical_points(setting, n_restarts=args.restarts, seed=0, executor=_InProcess(), progress=False)
+        print(table)
+        print()
+        print(run_dynamics(setting, n_starts=args.starts, seed=0, lr=0.05, max_steps=5000, critical_points=table))
+        print()
+    print(f"demo finished in {time.perf_counter() - began:.1f} s")
+    return 0
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Validate the non-setting options up front, so that only user errors exit with status 2."""
+    from . import _validation as check
+    from .initialization import INIT_FAMILIES
+
+    for name in ("restarts", "starts"):
+        if getattr(args, name, None) is not None:
+            check.integer(f"--{name}", getattr(args, name), minimum=1)
+    if getattr(args, "jobs", None) is not None:
+        check.integer("--jobs", args.jobs, minimum=1)
+    if args.command == "dynamics":
+        check.real("--lr", args.lr, low=0.0, low_open=True)
+        check.real("--tol", args.tol, low=0.0, low_open=True)
+        check.integer("--max-steps", args.max_steps, minimum=0)
+        check.integer("--match", args.match, minimum=0)
+        init = short_form(args.init)
+        name, parameters = (init, ()) if isinstance(init, str) else (init[0], init[1:])
+        check.choice("--init", name, INIT_FAMILIES)
+        if name == "warm_start" and (len(parameters) != 1 or not isinstance(parameters[0], (int, float))):
+            raise ValueError(f"--init warm_start needs one exponent, e.g. warm_start:2, got {args.init!r}")
+        if name == "gaussian" and (len(parameters) > 1 or any(not isinstance(v, (int, float)) for v in parameters)):
+            raise ValueError(f"--init gaussian takes at most one scale, e.g. gaussian:0.5, got {args.init!r}")
+        if name == "uniform" and parameters:
+            raise ValueError(f"--init uniform takes no parameter, got {args.init!r}")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The parser of the ``critpoints`` command and its subcommands."""
+    parser = _Parser(prog="critpoints", description="Stationary points and training dynamics of SSL population losses.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    enumerate_ = commands.add_parser("enumerate", help="all stationary points Newton finds from seeded starts")
+    add_setting_arguments(enumerate_)
+    enumerate_.add_argument("--restarts", type=int, default=200, help="number of Newton starts")
+    enumerate_.add_argument("--seed", type=int, default=0)
+    enumerate_.add_argument("--jobs", type=int, default=None, help="1: run in this process; default: all CPUs")
+    enumerate_.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    enumerate_.add_argument("--csv", metavar="FILE", help="write the result as CSV")
+    enumerate_.add_argument("--plot", metavar="DIR", help="write PNG figures into DIR")
+    enumerate_.add_argument("--progress", action="store_true", help="show a progress bar")
+    enumerate_.set_defaults(run=_enumerate)
+
+    dynamics = commands.add_parser("dynamics", help="gradient descent from many starts: basin fractions by label")
+    add_setting_arguments(dynamics)
+    dynamics.add_argument("--starts", type=int, default=100, help="number of runs")
+    dynamics.add_argument("--seed", type=int, default=0)
+    dynamics.add_argument("--init", default="gaussian", help="gaussian | gaussian:SCALE | warm_start:C | uniform")
+    dynamics.add_argument("--lr", type=float, default=0.02, help="step size")
+    dynamics.add_argument("--max-steps", type=int, default=20000)
+    dynamics.add_argument("--tol", type=float, default=1e-9, help="stationarity tolerance (relative)")
+    dynamics.add_argument("--schedule", default="auto", choices=("auto", "simultaneous", "alternating"))
+    dynamics.add_argument("--step", default="riemannian", choices=("riemannian", "projected"))
+    dynamics.add_argument("--match", type=int, default=0, metavar="RESTARTS",
+                          help="enumerate with this many restarts first and match every run to its point")
+    dynamics.add_argument("--jobs", type=int, default=None, help="for --match: 1 runs Newton in this process")
+    dynamics.add_argument("--json", metavar="FILE", help="write the runs as JSON")
+    dynamics.add_argument("--csv", metavar="FILE", help="write one row per run as CSV")
+    dynamics.add_argument("--plot", metavar="DIR", help="write the alignment histogram into DIR")
+    dynamics.add_argument("--progress", action="store_true", help="show a progress bar (with --match)")
+    dynamics.set_defaults(run=_dynamics)
+
+    demo = commands.add_parser("demo", help="a small CL vs NCL comparison: enumeration and dynamics")
+    demo.add_argument("--restarts", type=int, default=60)
+    demo.add_argument("--starts", type=int, default=100)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``critpoints`` console script; returns the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 for a bad command line or a setting that ``Setting`` rejects
+        (after one line on standard error).
+    """
+    parser = make_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    try:
+        _check_options(args)
+        setting = build_setting(args) if args.command in ("enumerate", "dynamics") else None
+    except (ValueError, TypeError) as error:
+        message = " ".join(str(error).split())
+        print(f"critpoints {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return args.run(args, setting)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
