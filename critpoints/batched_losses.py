@@ -42,8 +42,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 from .finite_measure import FiniteMeasure
+from .measure_losses import symrelu_piece
 from .population_loss import PopulationLoss
 
 
@@ -406,7 +408,6 @@ class BatchedSpheres:
 # check them against the array version and against the loss object. Family codes:
 # 0 spectral, 1 infonce, 2 ncl_squared, 3 ncl_cosine, 4 ncl_predictor.
 
-from numba import njit  # noqa: E402
 
 _FAMILY_CODES = {"spectral": 0, "infonce": 1, "ncl_squared": 2, "ncl_cosine": 3, "ncl_predictor": 4}
 
@@ -427,14 +428,7 @@ def _k_encode(points, nonzero, W, b, symrelu):
             for a in range(p):
                 t += W[i, a] * points[n, a]
             if symrelu:
-                up = t + b[i]
-                down = b[i] - t
-                a1 = 1.0 if up >= 0.0 else 0.0
-                a2 = 1.0 if down > 0.0 else 0.0
-                rep[n, i] = a1 * up - a2 * down
-                slope[n, i] = a1 + a2
-                if nonzero[n]:
-                    bias_slope[n, i] = a1 - a2
+                rep[n, i], slope[n, i], bias_slope[n, i] = symrelu_piece(t, b[i], not nonzero[n])
             else:
                 rep[n, i] = t
                 slope[n, i] = 1.0

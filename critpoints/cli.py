@@ -125,6 +125,14 @@ def _executor(jobs: int | None):
     return None
 
 
+def _export(result, args: argparse.Namespace) -> None:
+    """Write the result to the --json and --csv files that were asked for."""
+    for path, write in ((args.json, result.to_json), (args.csv, result.to_csv)):
+        if path:
+            write(path)
+            print(f"wrote {path}")
+
+
 def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
     from .engine import enumerate_critical_points
 
@@ -132,12 +140,7 @@ def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
         setting, n_restarts=args.restarts, seed=args.seed, executor=_executor(args.jobs), progress=args.progress,
     )
     print(result)
-    if args.json:
-        result.to_json(args.json)
-        print(f"wrote {args.json}")
-    if args.csv:
-        result.to_csv(args.csv)
-        print(f"wrote {args.csv}")
+    _export(result, args)
     if args.plot:
         from . import plots
 
@@ -165,12 +168,7 @@ def _dynamics(args: argparse.Namespace, setting: Setting) -> int:
         tol=args.tol, schedule=args.schedule, step=args.step, critical_points=table,
     )
     print(result)
-    if args.json:
-        result.to_json(args.json)
-        print(f"wrote {args.json}")
-    if args.csv:
-        result.to_csv(args.csv)
-        print(f"wrote {args.csv}")
+    _export(result, args)
     if args.plot:
         from . import plots
 

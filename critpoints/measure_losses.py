@@ -56,6 +56,20 @@ TWO_ENCODER_FAMILIES = ("ncl_squared", "ncl_cosine", "ncl_predictor")
 
 
 @njit(cache=True)
+def symrelu_piece(t, b, zero_view):
+    """(sigma_b(t), d sigma_b/dt, d sigma_b/db) on the documented one-sided piece.
+
+    a1 = [t + b >= 0], a2 = [-t + b > 0] (at a kink, the piece entered as t increases);
+    a zero view (t = w.0 = 0 for every w) gives (0, 0, 0): sigma_b(0) = 0 for every b.
+    """
+    if zero_view:
+        return 0.0, 0.0, 0.0
+    up_on = 1.0 if t + b >= 0.0 else 0.0
+    down_on = 1.0 if b - t > 0.0 else 0.0
+    return up_on * (t + b) - down_on * (b - t), up_on + down_on, up_on - down_on
+
+
+@njit(cache=True)
 def encode(points, weights, bias, symrelu, trainable_bias):
     """Representations and their parameter Jacobians on a set of views.
 
@@ -99,14 +113,9 @@ def encode(points, weights, bias, symrelu, trainable_bias):
             for a in range(p):
                 t += weights[i, a] * points[v, a]
             if symrelu:
-                up = t + bias[i]
-                down = -t + bias[i]
-                up_on = 1.0 if up >= 0.0 and not zero_view else 0.0
-                down_on = 1.0 if down > 0.0 and not zero_view else 0.0
-                rep[v, i] = up_on * up - down_on * down
-                slope = up_on + down_on
+                rep[v, i], slope, bias_slope = symrelu_piece(t, bias[i], zero_view)
                 if trainable_bias:
-                    jac[v, i, p] = up_on - down_on
+                    jac[v, i, p] = bias_slope
             else:
                 rep[v, i] = t
                 slope = 1.0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import critpoints
+from conftest import LOSS_FAMILIES
 from critpoints.batched_losses import BatchedLoss, BatchedSpheres
 from critpoints.dynamics import descend, run_dynamics, wilson_interval
 from critpoints.restarts import _InProcess
@@ -20,15 +21,7 @@ def _setting(loss: str, **options) -> critpoints.Setting:
     return critpoints.Setting(loss=loss, **base)
 
 
-FAMILIES = [
-    ("spectral", {}),
-    ("infonce", {"temperature": 0.5}),
-    ("ncl_squared", {}),
-    ("ncl_cosine", {}),
-    ("ncl_cosine", {"tied": True}),
-    ("ncl_predictor", {}),
-    ("ncl_predictor", {"normalize": False}),
-]
+FAMILIES = LOSS_FAMILIES
 ENCODERS = [("linear", None), ("symrelu", -0.2), ("symrelu", "trainable"), ("symrelu", 0.25)]
 
 

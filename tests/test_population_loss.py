@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import LOSS_FAMILIES
 from autograd_reference import Setup, reference_derivatives
 from critpoints import Setting, enumerate_critical_points, exact_view_measure, population_loss, sample_views, view_moments
 from critpoints.labels import symrelu
@@ -26,15 +27,7 @@ from critpoints.restarts import _InProcess
 
 pytestmark = pytest.mark.filterwarnings("ignore:Output seems independent of input")
 
-LOSSES = [
-    ("spectral", {}),
-    ("infonce", {"temperature": 0.5}),
-    ("ncl_squared", {}),
-    ("ncl_cosine", {}),
-    ("ncl_cosine", {"tied": True}),
-    ("ncl_predictor", {}),
-    ("ncl_predictor", {"normalize": False}),
-]
+LOSSES = LOSS_FAMILIES
 ENCODINGS = [("linear", None), ("symrelu", -0.2), ("symrelu", "trainable")]
 CONSTRAINTS = ["none", "unit_rows", "unit_columns"]
 MODES = ["closed_form", "exact_enumeration", ("sample_average", 8, 4)]
