@@ -46,6 +46,14 @@ class CriticalPoint:
         The point's blocks, as ``population_loss(setting).unpack`` gives them.
     count : int
         Number of starts that reached this orbit.
+    certified : str or None
+        None when certification was not requested; "yes" when an interval Newton
+        (Krawczyk) test proved exactly one critical point in a box around the point and its
+        Morse index was certified (critpoints.certify); otherwise "no: <reason>".
+    certified_index : int or None
+        The certified Morse index (None unless ``certified == "yes"``).
+    certified_radius : float or None
+        Half-width of the largest box proved to contain exactly one critical point.
     """
 
     loss: float
@@ -63,6 +71,9 @@ class CriticalPoint:
     nonsmooth: bool
     params: dict
     count: int
+    certified: str | None = None
+    certified_index: int | None = None
+    certified_radius: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict (arrays as nested lists)."""
@@ -77,6 +88,9 @@ class CriticalPoint:
         record = dict(record)
         record["alignment"] = np.asarray(record["alignment"], dtype=float)
         record["params"] = {name: np.asarray(value, dtype=float) for name, value in record["params"].items()}
+        for name in ("certified", "certified_index", "certified_radius"):
+            if record.get(name) == "":
+                record[name] = None
         return cls(**record)
 
 
@@ -180,8 +194,26 @@ class CriticalPointSet:
             lines.append("  ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, _COLUMNS)))
         if any(point.nonsmooth for point in self.points):
             lines.append("* nonsmooth: a symrelu pre-activation is on a kink; the spectrum is a one-sided piece's")
+        if any(point.certified is not None for point in self.points):
+            lines += self._certification_lines()
         lines.append(self.completeness.describe())
         return "\n".join(lines)
+
+    def _certification_lines(self) -> list[str]:
+        """The certified column: one line per point, then how many are certified."""
+        lines = ["certification (interval Newton / Krawczyk; index from the interval Hessian):"]
+        for number, point in enumerate(self.points, start=1):
+            if point.certified == "yes":
+                agree = "" if point.certified_index == point.index else "  (differs from the float index)"
+                lines.append(
+                    f"  #{number}: certified yes, index {point.certified_index}, "
+                    f"unique in a box of radius {point.certified_radius:.1e}{agree}"
+                )
+            else:
+                lines.append(f"  #{number}: certified {point.certified}")
+        certified = sum(point.certified == "yes" for point in self.points)
+        lines.append(f"certified: {certified} of {len(self.points)} points")
+        return lines
 
     def __str__(self) -> str:
         return self.table()
@@ -235,6 +267,9 @@ _CSV_TYPES = {
     "loss": float, "grad_norm": float, "index": int, "nullity": int, "smallest_eigenvalue": float,
     "largest_eigenvalue": float, "recovered": int, "dead": int, "duplicated": int, "count": int,
     "alignment": json.loads, "params": json.loads, "nonsmooth": lambda text: text == "True",
+    "certified": lambda text: text or None,
+    "certified_index": lambda text: int(text) if text else None,
+    "certified_radius": lambda text: float(text) if text else None,
 }
 
 

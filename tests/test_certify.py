@@ -1,0 +1,190 @@
+"""Certified critical points (critpoints.certify): Krawczyk existence/uniqueness and Morse index."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import critpoints as cp
+
+flint = pytest.importorskip("flint", reason="python-flint (the 'certify' extra) is not installed")
+
+from critpoints.certify import certified_inertia, certify_point, krawczyk, require_flint  # noqa: E402
+
+from toy_systems import SeparableQuartic  # noqa: E402
+
+BETA = 0.3
+Q = 0.5
+
+
+def claim3_setting(**overrides) -> cp.Setting:
+    options = dict(
+        p=3, d=3, m=3, loss="spectral", encoder="symrelu", bias=-BETA, constraint="unit_rows",
+        dictionary="identity", latent="one_hot", augmentation=("independent_mask", Q),
+    )
+    options.update(overrides)
+    return cp.Setting(**options)
+
+
+# ------------------------------------------------------------------ polynomial toy (generic tests)
+
+
+def _quartic_arb(tilts):
+    """F = grad f and J = Hess f of f(x) = sum (x_i^2 - 1)^2 + c_i x_i, in ball arithmetic."""
+    n = len(tilts)
+
+    def residual(z):
+        return flint.arb_mat([[4 * z[i, 0] ** 3 - 4 * z[i, 0] + flint.arb(tilts[i])] for i in range(n)])
+
+    def jacobian(z):
+        J = flint.arb_mat(n, n)
+        for i in range(n):
+            J[i, i] = 12 * z[i, 0] ** 2 - 4
+        return J
+
+    return residual, jacobian
+
+
+def test_toy_every_critical_point_certified_with_its_index():
+    tilts = (0.3, -0.2)
+    toy = SeparableQuartic(np.array(tilts))
+    residual, jacobian = _quartic_arb(tilts)
+    points, indices = toy.critical_points()
+    assert len(points) == 9
+    for point, index in zip(points, indices):
+        assert krawczyk(residual, jacobian, point, 1e-8)
+        box = flint.arb_mat([[flint.arb(float(c), 1e-8)] for c in point])
+        assert certified_inertia(jacobian(box)) == (index, 2 - index)
+
+
+def test_toy_perturbed_and_degenerate_points_fail():
+    tilts = (0.3, -0.2)
+    residual, jacobian = _quartic_arb(tilts)
+    point = SeparableQuartic(np.array(tilts)).critical_points()[0][0]
+    assert not krawczyk(residual, jacobian, point + 1e-3, 1e-6)
+    # f(x, y) = x^4 + y^2: the critical point 0 is degenerate (Hessian diag(0, 2))
+    def residual0(z):
+        return flint.arb_mat([[4 * z[0, 0] ** 3], [2 * z[1, 0]]])
+
+    def jacobian0(z):
+        return flint.arb_mat([[12 * z[0, 0] ** 2, 0], [0, 2]])
+
+    for radius in (1e-10, 1e-6, 1e-2):
+        assert not krawczyk(residual0, jacobian0, np.zeros(2), radius)
+    box = flint.arb_mat([[flint.arb(0, 1e-6)], [flint.arb(0, 1e-6)]])
+    assert certified_inertia(jacobian0(box)) is None
+
+
+# ------------------------------------------------------------------ claim 3 (symrelu, unit rows, sphere chart)
+
+
+def test_claim3_global_minimum_certified():
+    loss = cp.population_loss(claim3_setting())
+    theta = np.eye(3).ravel()
+    expected = (1 - Q) ** 2 * (-2 * (1 - BETA) ** 2 + (1 - BETA) ** 4 / 3)
+    assert loss.value(theta) == pytest.approx(expected, abs=1e-14)
+    certificate = certify_point(loss, theta)
+    assert certificate.certified, certificate.reason
+    assert certificate.index == 0
+    assert certificate.radius >= 1e-8
+    assert certificate.dimension == 6  # 3 spheres S^2
+    assert certificate.symmetry_modes == 0
+
+
+def test_claim3_perturbed_point_not_certified():
+    setting = claim3_setting()
+    loss = cp.population_loss(setting)
+    rng = np.random.default_rng(3)
+    theta = loss.manifold.project(np.eye(3).ravel() + 1e-4 * rng.standard_normal(9))
+    certificate = certify_point(loss, theta)
+    assert not certificate.certified
+    assert certificate.index is None
+    assert "Krawczyk" in certificate.reason
+
+
+def test_point_on_a_kink_not_certified():
+    loss = cp.population_loss(claim3_setting())
+    row = np.array([BETA, 0.8, 0.0])
+    row[2] = np.sqrt(1.0 - row @ row)
+    theta = np.concatenate([row, [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    certificate = certify_point(loss, theta)
+    assert not certificate.certified
+    assert "kink" in certificate.reason
+
+
+def test_claim3_enumeration_certified_indices_agree():
+    result = cp.enumerate_critical_points(claim3_setting(), n_restarts=16, seed=1, progress=False, certify=True)
+    assert len(result) > 0
+    certified = [point for point in result if point.certified == "yes"]
+    assert certified, [point.certified for point in result]
+    for point in certified:
+        if point.kind != "degenerate":
+            assert point.certified_index == point.index
+    assert result.metadata["certified"] == len(certified)
+    assert f"certified: {len(certified)} of {len(result)} points" in result.table()
+
+
+# ------------------------------------------------------------------ closed form, symmetry slice, degeneracy
+
+
+def test_linear_spectral_minimum_certified_in_the_quotient_by_rotations():
+    setting = cp.Setting(p=3, d=3, m=2, loss="spectral", dictionary=("random", 1), latent=("fixed_count", 2, 1))
+    result = cp.enumerate_critical_points(setting, n_restarts=12, seed=0, progress=False)
+    loss = cp.population_loss(setting)
+    minimum = next(point for point in result if point.kind == "minimum")
+    certificate = certify_point(loss, loss.pack(**minimum.params))
+    assert certificate.certified, certificate.reason
+    assert certificate.symmetry_modes == 1  # O(2) has one generator
+    assert certificate.index == minimum.index == 0
+    assert certificate.dimension == 6 - 1
+
+
+def test_ncl_squared_unit_rows_saddles_certified_with_float_index():
+    setting = cp.Setting(
+        p=3, d=3, m=1, loss="ncl_squared", dictionary=("random", 2), latent=("fixed_count", 2, 1),
+        constraint="unit_rows",
+    )
+    result = cp.enumerate_critical_points(setting, n_restarts=30, seed=0, progress=False, certify=True)
+    nondegenerate = [point for point in result if point.kind != "degenerate"]
+    assert nondegenerate
+    for point in nondegenerate:
+        assert point.certified == "yes", point.certified
+        assert point.certified_index == point.index
+
+
+def test_degenerate_family_not_certified():
+    # linear spectral, unit rows, m = p = 3: the minima lie on a one-parameter family
+    setting = cp.Setting(
+        p=3, d=3, m=3, loss="spectral", dictionary=("random", 1), latent=("fixed_count", 2, 1), constraint="unit_rows"
+    )
+    result = cp.enumerate_critical_points(setting, n_restarts=6, seed=0, progress=False, descent_fraction=1.0)
+    loss = cp.population_loss(setting)
+    point = next(point for point in result if point.kind == "degenerate")
+    certificate = certify_point(loss, loss.pack(**point.params))
+    assert not certificate.certified
+    assert "degenerate" in certificate.reason
+
+
+def test_unsupported_losses_give_a_reason():
+    setting = cp.Setting(p=3, d=3, m=3, loss="ncl_cosine", encoder="symrelu", bias=-BETA, constraint="unit_rows")
+    certificate = certify_point(cp.population_loss(setting), np.tile(np.eye(3).ravel(), 2))
+    assert not certificate.certified
+    assert "ncl_cosine" in certificate.reason
+
+
+def test_result_round_trip_keeps_certification(tmp_path):
+    result = cp.enumerate_critical_points(claim3_setting(), n_restarts=4, seed=0, progress=False, certify=True)
+    for name in ("r.json", "r.csv"):
+        (result.to_json if name.endswith("json") else result.to_csv)(tmp_path / name)
+        loaded = cp.load_result(tmp_path / name)
+        assert [p.certified for p in loaded] == [p.certified for p in result]
+        assert [p.certified_index for p in loaded] == [p.certified_index for p in result]
+        assert [p.certified_radius for p in loaded] == pytest.approx([p.certified_radius for p in result])
+
+
+def test_missing_flint_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "flint", None)
+    with pytest.raises(ImportError, match=r"critpoints\[certify\]"):
+        require_flint()
