@@ -23,9 +23,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .classification import classify_spectrum, symmetry_complement
+from .engine import spectrum_at
 from .labels import atom_cosines
-from .population_loss import population_loss
+from .population_loss import PopulationLoss, population_loss
 from .setting import Setting
 
 if TYPE_CHECKING:
@@ -87,16 +87,13 @@ def minima_heatmaps(result: CriticalPointSet, setting: Setting, path: str | Path
     return _save(figure, path)
 
 
-def point_spectrum(setting: Setting, point: CriticalPoint) -> np.ndarray:
-    """Eigenvalues (real parts for a field) of one point, symmetry zero modes removed."""
-    loss = population_loss(setting)
-    theta = loss.pack(**point.params)
-    basis = loss.manifold.tangent_basis(theta)
-    matrix = loss.jacobian_in_basis(theta) if loss.is_field else loss.hessian_in_basis(theta)
-    complement, modes = symmetry_complement(
-        basis, loss.symmetry_generators(theta), scale=max(1.0, float(np.linalg.norm(theta)))
-    )
-    spectrum = classify_spectrum(matrix, complement, modes, is_gradient=not loss.is_field)
+def point_spectrum(setting: Setting, point: CriticalPoint, loss: PopulationLoss | None = None) -> np.ndarray:
+    """Eigenvalues (real parts for a field) of one point, symmetry zero modes removed.
+
+    ``loss`` is ``population_loss(setting)``, built here when not given.
+    """
+    loss = population_loss(setting) if loss is None else loss
+    spectrum = spectrum_at(loss, loss.pack(**point.params))
     return np.real(np.asarray(spectrum.eigenvalues))
 
 
@@ -114,8 +111,9 @@ def hessian_spectra(result: CriticalPointSet, setting: Setting, path: str | Path
     """
     figure = Figure(figsize=(8.0, 4.0))
     axis = figure.add_subplot(1, 1, 1)
+    loss = population_loss(setting)
     for number, point in enumerate(list(result)[:max_points], start=1):
-        values = point_spectrum(setting, point)
+        values = point_spectrum(setting, point, loss)
         axis.scatter(np.full(values.shape, number), values, s=10, marker=LABEL_MARKERS.get(point.label, "o"),
                      color=LABEL_COLOURS.get(point.label, "k"))
     axis.axhline(0.0, color="k", linewidth=0.5)
