@@ -52,6 +52,11 @@ class LossSystem:
         """The Riemannian Hessian, or the covariant Jacobian of the field (ambient coordinates)."""
         return self.loss.hessian(theta) if self.is_gradient else self.loss.jacobian(theta)
 
+    def null_directions(self, theta: np.ndarray) -> np.ndarray:
+        """The generators of the loss's continuous symmetries at theta (the solver steps
+        orthogonally to them)."""
+        return self.loss.symmetry_generators(theta)
+
 
 def loss_system(setting: Setting) -> LossSystem:
     """Build the solver's system for ``setting`` (module level, so worker processes can call it)."""

@@ -142,25 +142,24 @@ class SymmetryGroup:
         A = e_i e_j^T - e_j e_i^T (i < j): (A W, A W_t, A P - P A). For a scaling group:
         the blocks of the group themselves, zero elsewhere.
         """
-        columns = []
-        if self.rotations:
-            zero = lambda v: np.zeros_like(v)  # noqa: E731
-            for i in range(self.m):
-                for j in range(i + 1, self.m):
-                    skew = np.zeros((self.m, self.m))
-                    skew[i, j], skew[j, i] = 1.0, -1.0
-                    blocks = self.layout.unpack(theta)
-                    tangent = {name: skew @ blocks[name] for name in ("W", "W_t") if name in blocks}
-                    tangent.update({name: zero(blocks[name]) for name in ("b", "b_t") if name in blocks})
-                    if "P" in blocks:
-                        tangent["P"] = skew @ blocks["P"] - blocks["P"] @ skew
-                    columns.append(self.layout.pack(**tangent))
-        for group in self.scalings:
-            tangent = np.zeros(self.layout.size)
+        theta = self.layout.check(theta)
+        first, second = np.triu_indices(self.m, 1) if self.rotations else (np.empty(0, int),) * 2
+        pairs = np.arange(first.size)
+        columns = np.zeros((first.size + len(self.scalings), self.layout.size))
+        for name, shape in self.layout.shapes.items():
+            block = theta[self.layout.slice(name)].reshape(shape)
+            if first.size and name in ("W", "W_t", "P"):  # A X: row i gains row j of X, row j loses row i
+                tangent = np.zeros((first.size, *shape))
+                tangent[pairs, first] = block[second]
+                tangent[pairs, second] = -block[first]
+                if name == "P":  # - P A: column j loses column i, column i gains column j
+                    tangent[pairs, :, second] -= block[:, first].T
+                    tangent[pairs, :, first] += block[:, second].T
+                columns[pairs, self.layout.slice(name)] = tangent.reshape(first.size, -1)
+        for index, group in enumerate(self.scalings, start=first.size):
             for name in group:
-                tangent[self.layout.slice(name)] = theta[self.layout.slice(name)]
-            columns.append(tangent)
-        return np.array(columns).T.reshape(self.layout.size, len(columns))
+                columns[index, self.layout.slice(name)] = theta[self.layout.slice(name)]
+        return columns.T
 
 
 def setting_symmetries(setting, layout: ParameterLayout) -> SymmetryGroup:

@@ -223,6 +223,13 @@ class MexicanHat:
         return 4.0 * (theta @ theta - 1.0) * np.eye(2) + 8.0 * np.outer(theta, theta)
 
 
+class RotatingMexicanHat(MexicanHat):
+    """:class:`MexicanHat` that names its rotation generator ``(-y, x)`` as a null direction."""
+
+    def null_directions(self, theta: np.ndarray) -> np.ndarray:
+        return np.array([[-theta[1]], [theta[0]]])
+
+
 def make_logged_quartic(tilts: tuple[float, ...], log_path: str) -> SeparableQuartic:
     """``make_quartic`` that appends one line per call to ``log_path`` (counts the builds)."""
     with open(log_path, "a", encoding="utf-8") as log:
