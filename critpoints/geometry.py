@@ -534,6 +534,8 @@ class SphereProduct:
     def _ambient_form(
         self, theta: np.ndarray, vector: np.ndarray, matrix: np.ndarray
     ) -> np.ndarray:
+        if not self._buckets:  # R^n: P = I and no curvature term
+            return np.array(matrix, dtype=np.float64)
         shifted = self._curvature_shift(theta, vector, matrix)
         # P A P = (P (P A)^T)^T because P is symmetric; the copy to C order keeps the
         # row gathers of the second projection contiguous.

@@ -17,6 +17,7 @@ P      (m, m)     ncl_predictor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -54,20 +55,26 @@ class ParameterLayout:
         """Block names present, in order."""
         return tuple(self.shapes)
 
+    @cached_property
+    def _slices(self) -> dict[str, slice]:
+        slices, start = {}, 0
+        for name, shape in self.shapes.items():
+            stop = start + int(np.prod(shape))
+            slices[name] = slice(start, stop)
+            start = stop
+        return slices
+
     @property
     def size(self) -> int:
         """Length n of theta."""
-        return sum(int(np.prod(shape)) for shape in self.shapes.values())
+        return next(reversed(self._slices.values())).stop
 
     def slice(self, name: str) -> slice:
         """Where block ``name`` lives in theta."""
-        start = 0
-        for block, shape in self.shapes.items():
-            stop = start + int(np.prod(shape))
-            if block == name:
-                return slice(start, stop)
-            start = stop
-        raise ValueError(f"this setting has no parameter block {name!r}; it has {', '.join(self.names)}")
+        try:
+            return self._slices[name]
+        except KeyError:
+            raise ValueError(f"this setting has no parameter block {name!r}; it has {', '.join(self.names)}") from None
 
     def pack(self, **arrays: np.ndarray) -> np.ndarray:
         """theta from one array per block; every block of the layout is required, no other."""
