@@ -93,7 +93,12 @@ def classify_spectrum(
     else:
         eigenvalues = np.linalg.eigvals(reduced) if reduced.size else np.zeros(0, dtype=complex)
         real = eigenvalues.real
-    full_scale = np.abs(np.linalg.eigvals(matrix_in_basis)).max(initial=0.0) if matrix_in_basis.size else 0.0
+    if not matrix_in_basis.size:
+        full_scale = 0.0
+    elif is_gradient:
+        full_scale = np.abs(np.linalg.eigvalsh(0.5 * (matrix_in_basis + matrix_in_basis.T))).max()
+    else:
+        full_scale = np.abs(np.linalg.eigvals(matrix_in_basis)).max()
     threshold = tolerance * max(1.0, float(full_scale))
     negative = int(np.sum(real < -threshold))
     positive = int(np.sum(real > threshold))

@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import _validation as check
 from .classification import DEFAULT_EIGENVALUE_TOLERANCE, SpectrumClass, classify_spectrum, symmetry_complement
@@ -214,15 +215,17 @@ def enumerate_critical_points(
     )
     statuses = Counter(str(run.status) for run in runs)
     database = OrbitDatabase(loss, orbit_tolerance)
-    for run in runs:
-        if run.status == Status.CONVERGED:
-            database.add(run.theta)
-    points = [
-        describe_point(loss, theta, count, tau_good=tau_good, eigenvalue_tolerance=eigenvalue_tolerance)
-        for theta, count in zip(database.points, database.counts)
-    ]
-    if certify:
-        points = [_certified(loss, theta, point) for theta, point in zip(database.points, points)]
+    # Small dense matrices, as in the workers: extra BLAS threads only synchronise.
+    with threadpool_limits(1):
+        for run in runs:
+            if run.status == Status.CONVERGED:
+                database.add(run.theta)
+        points = [
+            describe_point(loss, theta, count, tau_good=tau_good, eigenvalue_tolerance=eigenvalue_tolerance)
+            for theta, count in zip(database.points, database.counts)
+        ]
+        if certify:
+            points = [_certified(loss, theta, point) for theta, point in zip(database.points, points)]
     points.sort(key=lambda point: point.loss)
     return CriticalPointSet(
         setting=setting.describe(),
