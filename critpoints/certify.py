@@ -53,43 +53,67 @@ nonsingularity), In(J) = In(Hess restricted to the constrained slice) + (S, S, 0
 which equals the index of the Riemannian Hessian on the complement of the symmetry modes
 (the Hessian annihilates the generators at a critical point).
 
-Where the derivatives come from
--------------------------------
-* ``closed_form`` (linear encoder, ``spectral`` / ``ncl_squared``): the gradient and the
-  Kronecker-structured Hessian of :class:`critpoints.closed_form.ClosedFormEvaluator`
-  (derived and verified in derivations/closed_form_losses.py), evaluated with ``arb_mat``
-  products from the view moments.
-* ``exact_enumeration``, symrelu with a fixed bias, ``spectral``: on one activation piece
-  every representation is affine in W, r_i(x) = s_i(x) (w_i . x) + c_i(x); the loss is the
-  inner-product coupling phi = C (alignment) plus the repulsion <A, B>_F with
-  A = sum_k a_k r_k r_k^T, B = sum_l b_l r_l r_l^T (the invariant chain rule and the
-  repulsion identity verified in derivations/pointwise_losses.py). The activation pattern is
-  certified constant over the box (every pre-activation t = w_i . x satisfies t + b != 0 and
-  b - t != 0 throughout), else the point is "not certifiable: kink in box".
+Where the derivatives and the data come from
+--------------------------------------------
+Every formula is generated from the sympy derivations (derivations/interval_kernels.py
+reads them off and emits :mod:`critpoints.generated.interval_kernels` and
+:mod:`critpoints.generated.exact_moments`); this module only composes them.
 
-Inputs given as floats (moments, weights, biases) are enclosed in balls of relative radius
-``input_radius`` (default 1e-13), which covers their own rounding; with ``input_radius=0``
-the certificate is for the loss with those float64 inputs taken as exact.
+* ``closed_form`` (linear encoder, ``spectral`` / ``ncl_squared``): the generated arb
+  gradient and Hessian (derivations/closed_form_losses.py) at enclosures of the exact view
+  moments (:func:`exact_view_moments`: the latent moment, Sigma = M Lambda M^T + sigma^2 I
+  and the mask identities of derivations/moments.py in rational arithmetic, the float data
+  taken as the dyadic rationals they are).
+* ``exact_enumeration`` (``spectral``, ``ncl_squared``, ``ncl_cosine`` tied or not,
+  ``infonce``; linear or symrelu, fixed or trainable bias): the loss is a sum over couplings
+  of weight * phi(r.r, c.c, r.c) (derivations/pointwise_losses.py; the spectral repulsion
+  E[(f(x1).f(x'))^2] as the anchor x negative coupling phi = C^2; the infonce partition
+  through log), with exact weights from :func:`exact_view_law`. Per coupling the generated
+  kernels give the invariant derivatives and the chain rule to (r, c); on one activation
+  piece the encoder is affine in the parameters, r = sigma(t, b) with the generated
+  ``symrelu_piece``, so with U the parameter Jacobian of a representation
+
+      grad L = sum U^T g,   Hess L = sum [U_r; U_c]^T [[H_rr, H_rc], [H_cr, H_cc]] [U_r; U_c],
+
+  and for the infonce anchors, with Z_a the partition sum, Hess log Z_a =
+  g'(Z_a) Hess Z_a + g''(Z_a) grad Z_a grad Z_a^T (g = log). The activation pattern is
+  certified constant over the box (every pre-activation t of a nonzero view satisfies
+  t + b != 0 and b - t != 0 throughout; a neuron with fixed b = 0 is the identity), else
+  the point is "not certifiable: kink in box". A cosine of a representation that may vanish
+  in the box is not certified either.
+
+The dictionary, the biases and the parameters are floats, taken as the exact numbers they
+store; the certificate is for the loss of the setting with that data.
 
 Not certified (reported with the reason, never as certified): kinks of symrelu, degenerate
 points (a flat direction no symmetry explains: the Krawczyk test or the Gershgorin test
-fails), the ``ncl_predictor`` field, symrelu with other losses or a trainable bias, and
-sample averages (empirical, not population).
+fails), the ``ncl_predictor`` field, and sample averages (empirical, not population).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from .population_loss import PopulationLoss
+    from .setting import Setting
+
 __all__ = [
     "Certificate",
+    "ExactViewLaw",
     "certify_point",
-    "krawczyk",
     "certified_inertia",
+    "enclose_derivatives",
+    "exact_view_law",
+    "exact_view_moments",
+    "krawczyk",
+    "moment_enclosures",
     "require_flint",
 ]
 
@@ -157,17 +181,28 @@ class Certificate:
 
 
 def _ball(value: float, radius: float = 0.0) -> Any:
+    """The float ``value`` (exact) as a ball of the given radius."""
     arb = require_flint().arb
     return arb(float(value), float(radius)) if radius > 0 else arb(float(value))
 
 
-def _arb_matrix(array: np.ndarray, radius: float = 0.0) -> Any:
-    """An arb_mat with entries array[i, j] +/- radius * |array[i, j]| (radius relative)."""
+def _rational_ball(value: Fraction) -> Any:
+    """A ball containing the rational ``value`` (tight at the working precision)."""
+    flint = require_flint()
+    return flint.arb(flint.fmpq(value.numerator, value.denominator))
+
+
+def _arb_matrix(array: np.ndarray) -> Any:
+    """An arb_mat with the float entries of ``array``, taken as exact."""
     flint = require_flint()
     array = np.asarray(array, dtype=np.float64)
     rows, cols = array.shape
-    entries = [[_ball(x, radius * abs(x)) for x in row] for row in array]
-    return flint.arb_mat(entries) if rows and cols else flint.arb_mat(rows, cols)
+    return flint.arb_mat([[_ball(x) for x in row] for row in array]) if rows and cols else flint.arb_mat(rows, cols)
+
+
+def _rational_matrix(entries: Sequence[Sequence[Fraction]]) -> Any:
+    """An arb_mat enclosing a matrix of rationals."""
+    return require_flint().arb_mat([[_rational_ball(x) for x in row] for row in entries])
 
 
 def _mid(matrix: Any) -> np.ndarray:
@@ -305,222 +340,441 @@ def certified_inertia(matrix: Any) -> tuple[int, int] | None:
     return negative, positive
 
 
-# ------------------------------------------------------------------------------ loss derivatives in arb
+# ------------------------------------------------------------------------------ exact data
 
 
-class _ClosedFormArb:
-    """Gradient and Hessian of the closed-form losses in ball arithmetic.
+def _exact_product(left: list[list[Fraction]], right: list[list[Fraction]]) -> list[list[Fraction]]:
+    """The matrix product of two matrices of rationals."""
+    return [[sum((x * y for x, y in zip(row, column)), Fraction(0)) for column in zip(*right)] for row in left]
 
-    The formulas of :class:`critpoints.closed_form.ClosedFormEvaluator` (with symmetric
-    C11, C22, Cneg and A = W^T W, row-major vec):
 
-    spectral:  dL/dW = 2 W (C11 A Cneg + Cneg A C11) - 2 W (C12 + C12^T),
-               H = I_m (x) (2 C11 A Cneg + 2 Cneg A C11 - 2 C12 - 2 C12^T)
-                   + 2 (W C11 W^T) (x) Cneg + 2 (W Cneg W^T) (x) C11
-                   + 2 [(W C11)_ib (W Cneg)_ja + (W Cneg)_ib (W C11)_ja];
-    ncl_squared: dL/dW = 2 W C11 - 2 W_t C12^T, dL/dW_t = 2 W_t C22 - 2 W C12,
-               H = [[I (x) 2 C11, -I (x) 2 C12], [-I (x) 2 C12^T, I (x) 2 C22]].
+def _exact_latent_moment(setting: "Setting") -> list[list[Fraction]]:
+    """Lambda = E[z z^T] from the generated ``latent_moment_<family>_diagonal / _off_diagonal``."""
+    from .generated import exact_moments as formulas
+
+    latent, d = setting.latent, setting.d
+    parameters = [getattr(latent, name) for name in formulas.LATENT_PARAMETERS[latent.name]]
+    diagonal = getattr(formulas, f"latent_moment_{latent.name}_diagonal")(d, *parameters)
+    if d == 1:
+        return [[diagonal]]
+    off = getattr(formulas, f"latent_moment_{latent.name}_off_diagonal")(d, *parameters)
+    return [[diagonal if i == j else off for j in range(d)] for i in range(d)]
+
+
+def _exact_input_moment(setting: "Setting") -> list[list[Fraction]]:
+    """Sigma = E[x x^T] = M Lambda M^T + sigma^2 I (x = M z + xi), the floats M, sigma as exact rationals."""
+    dictionary = [[Fraction(float(x)) for x in row] for row in setting.dictionary_matrix()]
+    transpose = [list(column) for column in zip(*dictionary)]
+    sigma = _exact_product(_exact_product(dictionary, _exact_latent_moment(setting)), transpose)
+    noise = Fraction(float(setting.noise))
+    for a in range(setting.p):
+        sigma[a][a] += noise * noise
+    return sigma
+
+
+def exact_view_moments(setting: "Setting") -> tuple[list[list[Fraction]], list[list[Fraction]], list[list[Fraction]]]:
+    """The view moments (E[x1 x1^T], E[x1 x2^T], E[x2 x2^T]) of a setting, in exact arithmetic.
+
+    Parameters
+    ----------
+    setting : Setting
+        Its dictionary entries, noise level and drop probability are floats, taken as the
+        exact dyadic rationals they store.
+
+    Returns
+    -------
+    (C11, C12, C22) : three p x p lists of lists of Fraction
+        Entry (a, b) of a view moment is the mask identity of that position (diagonal or
+        not) applied to Sigma_ab, E[D Sigma D']_ab (derivations/moments.py, generated
+        ``exact_moments``), with rho = 1 - q the keep probability of an independent mask.
+        C22 = C11: both views have the same law.
+    """
+    from .generated import exact_moments as formulas
+
+    sigma = _exact_input_moment(setting)
+    augmentation = setting.augmentation
+    rho = 1 - Fraction(float(getattr(augmentation, "q", 0.0)))  # unused by the complementary mask
+    same_diagonal, same_off, cross_diagonal, cross_off = formulas.MASK_IDENTITIES[augmentation.name]
+
+    def masked(on_diagonal: Callable, off_diagonal: Callable) -> list[list[Fraction]]:
+        return [
+            [on_diagonal(x, rho) if a == c else off_diagonal(x, rho) for c, x in enumerate(row)]
+            for a, row in enumerate(sigma)
+        ]
+
+    same = masked(same_diagonal, same_off)
+    return same, masked(cross_diagonal, cross_off), [row[:] for row in same]
+
+
+def moment_enclosures(setting: "Setting") -> tuple[Any, Any, Any]:
+    """Balls (arb_mat) containing the exact view moments (C11, C12, C22) of :func:`exact_view_moments`."""
+    return tuple(_rational_matrix(moment) for moment in exact_view_moments(setting))
+
+
+class ExactViewLaw(NamedTuple):
+    """The finite law of the views of an ``exact_enumeration`` setting, with exact probabilities.
+
+    Attributes
+    ----------
+    views : ndarray, shape (V, p)
+        The distinct views (entries 0, +-1 or +-2: exact).
+    pairs : list of (int, int, Fraction)
+        (index of x1, index of x2, probability) of the joint law of the two views.
+    singles : list of (int, Fraction)
+        (index, probability) of the law of one view: the anchors, and the negatives.
     """
 
-    def __init__(self, evaluator: Any, input_radius: float) -> None:
-        self.family = evaluator.family
-        self.m, self.p = evaluator.m, evaluator.p
-        scale = input_radius
-        self.C11 = _arb_matrix(evaluator.C11, scale)
-        self.C12 = _arb_matrix(evaluator.C12, scale)
-        self.C22 = _arb_matrix(evaluator.C22, scale)
-        self.Cneg = _arb_matrix(evaluator.Cneg, scale)
-        self.n = evaluator.n_params
+    views: np.ndarray
+    pairs: list
+    singles: list
 
-    def _block(self, theta: Sequence[Any], k: int) -> Any:
+
+def _code_probability(setting: "Setting", code: np.ndarray, count: int) -> Fraction:
+    """P(z = code): ``one_hot`` and ``fixed_count`` list ``count`` equally likely codes;
+    ``bernoulli``: prod_i (prob / 2 if z_i != 0 else 1 - prob)."""
+    latent = setting.latent
+    if latent.name != "bernoulli":
+        return Fraction(1, count)
+    prob = Fraction(float(latent.prob))
+    nonzero = int(np.count_nonzero(code))
+    return (prob / 2) ** nonzero * (1 - prob) ** (len(code) - nonzero)
+
+
+def _mask_probability(setting: "Setting", multipliers: np.ndarray) -> Fraction:
+    """P(one mask = multipliers) on k coordinates: independent, prod (rho if kept else q);
+    complementary (multipliers 2 D), 2^-k."""
+    augmentation = setting.augmentation
+    if augmentation.name == "complementary_mask":
+        return Fraction(1, 2 ** len(multipliers))
+    q = Fraction(float(augmentation.q))
+    kept = int(np.count_nonzero(multipliers))
+    return (1 - q) ** kept * q ** (len(multipliers) - kept)
+
+
+def exact_view_law(setting: "Setting") -> ExactViewLaw:
+    """The exact joint law of (x1, x2) and the law of one view, with rational probabilities.
+
+    The enumeration of :func:`critpoints.view_support.exact_view_measure` (M = I, sigma = 0:
+    for every code z and every mask pattern on its support, the views D z), with each
+    probability P(z) P(pattern) computed exactly (:func:`_code_probability`,
+    :func:`_mask_probability`; a complementary pair is determined by its first mask).
+
+    Parameters
+    ----------
+    setting : Setting
+        An ``exact_enumeration`` setting.
+
+    Returns
+    -------
+    ExactViewLaw
+    """
+    codes, _ = setting.latent.support(setting.d)
+    augmentation = setting.augmentation
+    complementary = augmentation.name == "complementary_mask"
+    index: dict[bytes, int] = {}
+    views: list[np.ndarray] = []
+    pairs: dict[tuple[int, int], Fraction] = defaultdict(Fraction)
+    singles: dict[int, Fraction] = defaultdict(Fraction)
+
+    def view(support: np.ndarray, values: np.ndarray, multipliers: np.ndarray) -> int:
+        x = np.zeros(setting.p)
+        x[support] = multipliers * values
+        key = (x + 0.0).tobytes()  # + 0.0 turns -0.0 into 0.0
+        if key not in index:
+            index[key] = len(views)
+            views.append(x + 0.0)
+        return index[key]
+
+    for code in codes:
+        support = np.flatnonzero(code)
+        values = code[support]
+        probability = _code_probability(setting, code, len(codes))
+        first, second, _ = augmentation.pair_patterns(len(support))
+        for d1, d2 in zip(first, second):
+            mask = _mask_probability(setting, d1) * (1 if complementary else _mask_probability(setting, d2))
+            pairs[(view(support, values, d1), view(support, values, d2))] += probability * mask
+        single, _ = augmentation.single_patterns(len(support))
+        for d1 in single:
+            singles[view(support, values, d1)] += probability * _mask_probability(setting, d1)
+    return ExactViewLaw(
+        views=np.array(views),
+        pairs=[(i, j, w) for (i, j), w in pairs.items() if w],
+        singles=[(i, w) for i, w in singles.items() if w],
+    )
+
+
+# ------------------------------------------------------------------------------ interval models of the losses
+
+
+def _interval_kernels() -> Any:
+    """The generated arb kernels (imported after python-flint is known to be present)."""
+    require_flint()
+    from .generated import interval_kernels
+
+    return interval_kernels
+
+
+class _ClosedFormModel:
+    """Gradient and Hessian of a closed-form loss (linear encoder) in ball arithmetic.
+
+    The generated ``<family>_gradient`` / ``<family>_hessian`` (read off
+    derivations/closed_form_losses.py) at the parameter blocks (W[, W_t]) and at
+    :func:`moment_enclosures`, with Cneg = C22 (a negative is distributed as a view).
+    """
+
+    def __init__(self, loss: "PopulationLoss") -> None:
+        kernels = _interval_kernels()
+        family = loss.setting.loss.name
+        self.layout = loss.layout
+        C11, C12, C22 = moment_enclosures(loss.setting)
+        self.moments = (C11, C12, C22, C22)
+        self._gradient = getattr(kernels, f"{family}_gradient")
+        self._hessian = getattr(kernels, f"{family}_hessian")
+
+    def _blocks(self, theta: Sequence[Any]) -> list[Any]:
         flint = require_flint()
-        m, p = self.m, self.p
-        start = k * m * p
-        return flint.arb_mat([[theta[start + i * p + a] for a in range(p)] for i in range(m)])
+        blocks = []
+        for name, (rows, cols) in self.layout.shapes.items():
+            start = self.layout.slice(name).start
+            blocks.append(flint.arb_mat([[theta[start + i * cols + a] for a in range(cols)] for i in range(rows)]))
+        return blocks
 
     def derivatives(self, theta: Sequence[Any]) -> tuple[list[Any], Any]:
-        flint = require_flint()
-        m, p = self.m, self.p
-        two = _ball(2.0)
-        if self.family == "spectral":
-            W = self._block(theta, 0)
-            A = W.transpose() * W
-            core = self.C11 * A * self.Cneg + self.Cneg * A * self.C11
-            sym12 = self.C12 + self.C12.transpose()
-            G = W * core * two - W * sym12 * two
-            grad = [G[i, a] for i in range(m) for a in range(p)]
-            diagonal = (core - sym12) * two
-            WC = W * self.C11
-            WN = W * self.Cneg
-            S11 = WC * W.transpose()
-            SNN = WN * W.transpose()
-            n = m * p
-            H = flint.arb_mat(n, n)
-            for i in range(m):
-                for a in range(p):
-                    for j in range(m):
-                        for b in range(p):
-                            value = two * (
-                                S11[i, j] * self.Cneg[a, b]
-                                + SNN[i, j] * self.C11[a, b]
-                                + WC[i, b] * WN[j, a]
-                                + WN[i, b] * WC[j, a]
-                            )
-                            if i == j:
-                                value += diagonal[a, b]
-                            H[i * p + a, j * p + b] = value
-            return grad, H
-        W, Wt = self._block(theta, 0), self._block(theta, 1)
-        Gw = (W * self.C11 - Wt * self.C12.transpose()) * two
-        Gt = (Wt * self.C22 - W * self.C12) * two
-        grad = [Gw[i, a] for i in range(m) for a in range(p)] + [Gt[i, a] for i in range(m) for a in range(p)]
-        n = 2 * m * p
-        H = flint.arb_mat(n, n)
-        blocks = ((0, 0, self.C11, 1), (0, 1, self.C12, -1), (1, 0, self.C12.transpose(), -1), (1, 1, self.C22, 1))
-        for r, c, C, sign in blocks:
-            for i in range(m):
-                for a in range(p):
-                    for b in range(p):
-                        H[r * m * p + i * p + a, c * m * p + i * p + b] = two * C[a, b] * sign
-        return grad, H
+        """(gradient as a list of balls, Hessian as an arb_mat) over the balls ``theta``."""
+        blocks = self._blocks(theta)
+        gradient = self._gradient(*blocks, *self.moments)
+        return [gradient[i, 0] for i in range(gradient.nrows())], self._hessian(*blocks, *self.moments)
 
     def pattern_ok(self, theta: Sequence[Any]) -> bool:
+        """A polynomial loss has no activation pattern."""
         return True
 
 
-class _SymreluSpectralArb:
-    """Gradient and Hessian of the symrelu ``spectral`` loss on one activation piece, in arb.
+class _Coupling(NamedTuple):
+    """weight * phi(r.r, c.c, r.c) with r, c the representations of two (view, encoder) keys."""
 
-    With the pattern of theta0 frozen, r(x)_i = s_i(x) (w_i . x) + c_i(x), where
-    s = [t + b > 0] + [b - t > 0] and c = b ([t + b > 0] - [b - t > 0]), t = w_i . x
-    (sigma_b(t) = ReLU(t + b) - ReLU(-t + b)); a neuron with b = 0 is the identity (s = 1,
-    c = 0) and has no kink. Writing U_x for the m x mp Jacobian of r(x)
-    (U_x[i, i p + a] = s_i(x) x_a), the loss
+    row: tuple[int, int]
+    col: tuple[int, int]
+    weight: Any
+    kernel: str
 
-        L = -2 sum_n pi_n r(x1_n) . r(x2_n) + <A, B>_F,
-        A = sum_k a_k r(anchor_k) r(anchor_k)^T,   B = sum_l b_l r(neg_l) r(neg_l)^T,
 
-    has gradient -2 sum pi (U1^T r2 + U2^T r1) + 2 sum_k a_k U_k^T B r_k + 2 sum_l b_l U_l^T A r_l
-    and Hessian -2 sum pi (U1^T U2 + U2^T U1) + 2 sum_k a_k U_k^T B U_k + 2 sum_l b_l U_l^T A U_l
-    + 2 sum_{k,l} a_k b_l [(r_k . r_l)(U_k^T U_l + U_l^T U_k) + U_k^T r_l r_k^T U_l + U_l^T r_k r_l^T U_k].
+#: Per family: (pointwise kernel of the pairs, coupling weight per unit of pair probability).
+_PAIR_TERMS = {"spectral": ("inner_product", -2), "ncl_squared": ("squared_distance", 1), "ncl_cosine": ("cosine", -2)}
+
+
+class _MeasureModel:
+    """Gradient and Hessian of a finite-measure loss on the activation piece of theta0, in arb.
+
+    The loss is a sum of couplings weight * phi (:class:`_Coupling`), plus for ``infonce``
+    sum_a wa log Z_a with Z_a a sum of ``exp_cosine`` couplings:
+
+    * pairs (x1, x2, w): ``spectral`` inner_product with weight -2 w, ``ncl_squared``
+      squared_distance with w, ``ncl_cosine`` cosine with -2 w, ``infonce`` cosine with
+      -w / tau (x1 through the online encoder, x2 through the target one);
+    * ``spectral`` repulsion E[(f(x1).f(x'))^2]: squared_inner_product on every anchor x
+      negative with weight wa wn; ``infonce``: Z_a = sum_j wn_j exp(cos_aj / tau).
+
+    Each representation is r_i = sigma(w_i.x, b_i) on the piece (up, down) of theta0
+    (generated ``symrelu_piece``; a linear neuron, or a symrelu neuron with fixed b = 0,
+    is the piece (1, 0) at b = 0, the identity), with parameter Jacobian U
+    (U[i, w_ia] = d sigma/dt x_a, U[i, b_i] = d sigma/db). Per coupling the generated kernel
+    and ``representation_derivatives`` give (g_r, g_c, H_rr, H_rc, H_cc); they are summed per
+    key, then grad = sum U^T g, Hess = sum U^T H_self U + sum (U_r^T H_rc U_c + transpose).
     """
 
-    def __init__(self, loss: Any, theta0: np.ndarray, input_radius: float) -> None:
+    def __init__(self, loss: "PopulationLoss", theta0: np.ndarray) -> None:
         setting = loss.setting
-        measure = loss.measure
-        self.m, self.p = setting.m, setting.p
-        self.n = self.m * self.p
-        self.bias_float = np.asarray(setting.bias, dtype=np.float64)
-        self.bias = [_ball(b, input_radius * abs(b)) for b in self.bias_float]
-        W0 = np.asarray(theta0, dtype=np.float64).reshape(self.m, self.p)
-        points = np.concatenate([measure.x1, measure.x2, measure.anchor, measure.negative])
-        self.points, inverse = np.unique(points, axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).ravel()
-        n1, n2, na = len(measure.x1), len(measure.x2), len(measure.anchor)
-        self.pair_index = (inverse[:n1], inverse[n1 : n1 + n2])
-        self.anchor_index = inverse[n1 + n2 : n1 + n2 + na]
-        self.negative_index = inverse[n1 + n2 + na :]
-        weight = lambda w: [_ball(x, input_radius * abs(x)) for x in np.asarray(w, dtype=np.float64)]  # noqa: E731
-        self.pair_weight = weight(measure.pair_weight)
-        self.anchor_weight = weight(measure.anchor_weight)
-        self.negative_weight = weight(measure.negative_weight)
-        t = self.points @ W0.T  # (N, m)
-        self.upper = t + self.bias_float[None, :] > 0  # ReLU(t + b) active
-        self.lower = self.bias_float[None, :] - t > 0  # ReLU(b - t) active
-        # sigma_0(t) = ReLU(t) - ReLU(-t) = t everywhere: a zero bias has no kink
-        self.smooth = self.bias_float == 0.0
-        self.upper[:, self.smooth] = True
-        self.lower[:, self.smooth] = False
-        self.points_arb = [[_ball(v) for v in x] for x in self.points]
+        self.kernels = _interval_kernels()
+        self.m, self.p, self.layout = setting.m, setting.p, loss.layout
+        self.n = loss.layout.size
+        law = exact_view_law(setting)
+        self.views = law.views
+        spec = setting.loss
+        self.encoders = [("W", "b"), ("W_t", "b_t") if spec.two_encoders else ("W", "b")]
+        self.trainable = setting.trainable_bias
+        fixed = np.zeros(self.m) if self.trainable or setting.encoder == "linear" else np.asarray(setting.bias, float)
+        self.fixed_bias = fixed
+        self.identity = np.zeros(self.m, bool) if self.trainable else (setting.encoder == "linear") | (fixed == 0.0)
+        self.inv_tau = 1 / _ball(spec.temperature) if spec.name == "infonce" else _ball(1.0)
+        self.couplings, self.partitions = self._terms(spec, law)
+        self.keys = sorted({c.row for c in self._all_couplings()} | {c.col for c in self._all_couplings()})
+        self.pattern = self._pattern(np.asarray(theta0, dtype=np.float64))
+
+    def _all_couplings(self) -> list[_Coupling]:
+        return self.couplings + [c for _, group in self.partitions for c in group]
+
+    def _terms(self, spec: Any, law: ExactViewLaw) -> tuple[list[_Coupling], list[tuple[Any, list[_Coupling]]]]:
+        """The couplings of the loss, and the infonce partitions (wa, couplings of Z_a)."""
+        target = 1 if spec.name in ("ncl_squared", "ncl_cosine") else 0  # x2: the target (or tied) encoder
+        if spec.name == "infonce":
+            kernel, scale = "cosine", -self.inv_tau
+        else:
+            kernel, scale = _PAIR_TERMS[spec.name]
+        couplings = [_Coupling((i, 0), (j, target), _rational_ball(w) * scale, kernel) for i, j, w in law.pairs]
+        partitions = []
+        if spec.name == "spectral":
+            couplings += [
+                _Coupling((a, 0), (j, 0), _rational_ball(wa * wn), "squared_inner_product")
+                for a, wa in law.singles
+                for j, wn in law.singles
+            ]
+        elif spec.name == "infonce":
+            for a, wa in law.singles:
+                group = [_Coupling((a, 0), (j, 0), _rational_ball(wn), "exp_cosine") for j, wn in law.singles]
+                partitions.append((_rational_ball(wa), group))
+        return couplings, partitions
+
+    def _pre_activation(self, theta: Sequence[Any], view: int, encoder: int, neuron: int) -> Any:
+        """t = w_i . x over the balls theta (the exact zeros of x skipped)."""
+        start = self.layout.slice(self.encoders[encoder][0]).start + neuron * self.p
+        t = _ball(0.0)
+        for a, x in enumerate(self.views[view]):
+            if x != 0.0:
+                t += theta[start + a] * float(x)
+        return t
+
+    def _bias(self, theta: Sequence[Any], encoder: int, neuron: int) -> Any:
+        if self.trainable:
+            return theta[self.layout.slice(self.encoders[encoder][1]).start + neuron]
+        return _ball(self.fixed_bias[neuron])
+
+    def _active(self, view: int) -> bool:
+        """A zero view has r = 0 and U = 0: sigma_b(0) = 0 for every b and w."""
+        return bool(np.any(self.views[view]))
+
+    def _pattern(self, theta0: np.ndarray) -> dict[tuple[int, int, int], tuple[int, int]]:
+        """(up, down) = ([t + b > 0], [b - t > 0]) of every neuron on every nonzero view at theta0."""
+        point = [_ball(v) for v in theta0]
+        pattern = {}
+        for view, encoder in self.keys:
+            for i in range(self.m):
+                if self.identity[i]:
+                    pattern[(view, encoder, i)] = (1, 0)
+                    continue
+                t = float(self._pre_activation(point, view, encoder, i).mid())
+                b = float(self._bias(point, encoder, i).mid())
+                pattern[(view, encoder, i)] = (int(t + b > 0), int(b - t > 0))
+        return pattern
 
     def pattern_ok(self, theta: Sequence[Any]) -> bool:
-        """Every pre-activation keeps the sign pattern of theta0 over the box."""
-        m, p = self.m, self.p
-        for index, x in enumerate(self.points_arb):
-            for i in range(m):
-                if self.smooth[i]:
+        """Every pre-activation of a nonzero view keeps the pattern of theta0 over the balls theta."""
+        for view, encoder in self.keys:
+            if not self._active(view):
+                continue
+            for i in range(self.m):
+                if self.identity[i]:
                     continue
-                t = _ball(0.0)
-                for a in range(p):
-                    if self.points[index, a] != 0.0:
-                        t += theta[i * p + a] * x[a]
-                up, low = t + self.bias[i], self.bias[i] - t
-                if not ((up > 0) if self.upper[index, i] else (up < 0)):
-                    return False
-                if not ((low > 0) if self.lower[index, i] else (low < 0)):
+                t, b = self._pre_activation(theta, view, encoder, i), self._bias(theta, encoder, i)
+                up, down = self.pattern[(view, encoder, i)]
+                if not ((t + b > 0) if up else (t + b < 0)) or not ((b - t > 0) if down else (b - t < 0)):
                     return False
         return True
 
-    def _representations(self, theta: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    def _encode(self, theta: Sequence[Any], view: int, encoder: int) -> tuple[Any, Any]:
+        """The representation r (m x 1) of a view and its parameter Jacobian U (m x n)."""
         flint = require_flint()
-        m, p, n = self.m, self.p, self.n
-        reps, jacs = [], []
-        for index, x in enumerate(self.points_arb):
-            r, U = [], flint.arb_mat(m, n)
-            for i in range(m):
-                slope = int(self.upper[index, i]) + int(self.lower[index, i])
-                intercept = self.bias[i] * (int(self.upper[index, i]) - int(self.lower[index, i]))
-                t = _ball(0.0)
-                for a in range(p):
-                    if self.points[index, a] != 0.0:
-                        t += theta[i * p + a] * x[a]
-                        U[i, i * p + a] = x[a] * slope
-                r.append(t * slope + intercept)
-            reps.append(_column(r))
-            jacs.append(U)
-        return reps, jacs
+        r, U = flint.arb_mat(self.m, 1), flint.arb_mat(self.m, self.n)
+        if not self._active(view):
+            return r, U
+        x = self.views[view]
+        for i in range(self.m):
+            t, b = self._pre_activation(theta, view, encoder, i), self._bias(theta, encoder, i)
+            value, slope, bias_slope = self.kernels.symrelu_piece(t, b, *self.pattern[(view, encoder, i)])
+            r[i, 0] = value
+            start = self.layout.slice(self.encoders[encoder][0]).start + i * self.p
+            for a in np.flatnonzero(x):
+                U[i, start + a] = slope * float(x[a])
+            if self.trainable:
+                U[i, self.layout.slice(self.encoders[encoder][1]).start + i] = bias_slope
+        return r, U
 
-    def derivatives(self, theta: Sequence[Any]) -> tuple[list[Any], Any]:
+    def _coupling_sum(self, couplings: list[_Coupling], reps: dict) -> tuple[Any, Any, Any]:
+        """(value, gradient n x 1, Hessian n x n) of sum weight * phi over the couplings."""
         flint = require_flint()
         m, n = self.m, self.n
-        reps, jacs = self._representations(theta)
-        grad = flint.arb_mat(n, 1)
-        H = flint.arb_mat(n, n)
-        two = _ball(2.0)
-        for w, k1, k2 in zip(self.pair_weight, *self.pair_index):
-            r1, r2, U1, U2 = reps[k1], reps[k2], jacs[k1], jacs[k2]
-            grad -= (U1.transpose() * r2 + U2.transpose() * r1) * (two * w)
-            H -= (U1.transpose() * U2 + U2.transpose() * U1) * (two * w)
-        A, Bm = flint.arb_mat(m, m), flint.arb_mat(m, m)
-        for w, k in zip(self.anchor_weight, self.anchor_index):
-            A += reps[k] * reps[k].transpose() * w
-        for w, k in zip(self.negative_weight, self.negative_index):
-            Bm += reps[k] * reps[k].transpose() * w
-        for w, k in zip(self.anchor_weight, self.anchor_index):
-            grad += jacs[k].transpose() * (Bm * reps[k]) * (two * w)
-            H += jacs[k].transpose() * Bm * jacs[k] * (two * w)
-        for w, k in zip(self.negative_weight, self.negative_index):
-            grad += jacs[k].transpose() * (A * reps[k]) * (two * w)
-            H += jacs[k].transpose() * A * jacs[k] * (two * w)
-        for wa, k in zip(self.anchor_weight, self.anchor_index):
-            for wb, l in zip(self.negative_weight, self.negative_index):
-                rk, rl, Uk, Ul = reps[k], reps[l], jacs[k], jacs[l]
-                dot = (rk.transpose() * rl)[0, 0]
-                ukrl = Uk.transpose() * rl  # n x 1
-                ulrk = Ul.transpose() * rk
-                cross = (Uk.transpose() * Ul + Ul.transpose() * Uk) * dot
-                cross += ukrl * ulrk.transpose() + ulrk * ukrl.transpose()
-                H += cross * (two * wa * wb)
-        return [grad[i, 0] for i in range(n)], H
+        value = _ball(0.0)
+        grads = defaultdict(lambda: flint.arb_mat(m, 1))
+        selfs = defaultdict(lambda: flint.arb_mat(m, m))
+        crosses = defaultdict(lambda: flint.arb_mat(m, n))
+        zero = _ball(0.0)
+        for coupling in couplings:
+            (r, _), (c, U_c) = reps[coupling.row], reps[coupling.col]
+            invariants = [(u.transpose() * v)[0, 0] for u, v in ((r, r), (c, c), (r, c))]
+            d = getattr(self.kernels, coupling.kernel)(*invariants, self.inv_tau, zero)
+            g_r, g_c, h_rr, h_rc, h_cc = self.kernels.representation_derivatives(d, r, c)
+            w = coupling.weight
+            value += w * d[0]
+            grads[coupling.row] += g_r * w
+            grads[coupling.col] += g_c * w
+            selfs[coupling.row] += h_rr * w
+            selfs[coupling.col] += h_cc * w
+            crosses[coupling.row] += h_rc * w * U_c
+        gradient, hessian = flint.arb_mat(n, 1), flint.arb_mat(n, n)
+        for key, g in grads.items():
+            U = reps[key][1]
+            gradient += U.transpose() * g
+            hessian += U.transpose() * selfs[key] * U
+        for key, T in crosses.items():
+            mixed = reps[key][1].transpose() * T
+            hessian += mixed + mixed.transpose()
+        return value, gradient, hessian
+
+    def derivatives(self, theta: Sequence[Any]) -> tuple[list[Any], Any]:
+        """(gradient as a list of balls, Hessian as an arb_mat) over the balls ``theta``.
+
+        Raises ZeroDivisionError when a cosine's representation may vanish in the balls.
+        """
+        reps = {key: self._encode(theta, *key) for key in self.keys}
+        _, gradient, hessian = self._coupling_sum(self.couplings, reps)
+        for wa, group in self.partitions:
+            partition, grad_z, hess_z = self._coupling_sum(group, reps)
+            _, first, second = self.kernels.log_partition(partition)
+            gradient += grad_z * (wa * first)
+            hessian += hess_z * (wa * first) + grad_z * grad_z.transpose() * (wa * second)
+        return [gradient[i, 0] for i in range(self.n)], hessian
 
 
-def _derivative_model(loss: Any, theta0: np.ndarray, input_radius: float) -> Any:
+def _derivative_model(loss: "PopulationLoss", theta0: np.ndarray) -> Any:
     """The arb model of the setting's loss, or a string saying why there is none."""
-    from .closed_form import ClosedFormEvaluator
-
-    setting = loss.setting
     if loss.is_field:
-        return "ncl_predictor is a stop-gradient field, not a gradient (no Hessian to certify)"
+        return "ncl_predictor is a stop-gradient field, not a gradient (no interval model)"
     if loss.empirical:
         return "sample_average losses are empirical; only population losses are certified"
-    evaluator = loss._evaluator
-    if isinstance(evaluator, ClosedFormEvaluator):
-        return _ClosedFormArb(evaluator, input_radius)
-    if setting.encoder == "symrelu" and setting.loss.name == "spectral" and not setting.trainable_bias:
-        return _SymreluSpectralArb(loss, theta0, input_radius)
-    return f"no interval model for encoder {setting.encoder!r} with loss {setting.loss.name!r}" + (
-        " and a trainable bias" if setting.trainable_bias else ""
-    )
+    if loss.measure is None:
+        return _ClosedFormModel(loss)
+    return _MeasureModel(loss, theta0)
+
+
+def enclose_derivatives(loss: "PopulationLoss", theta: np.ndarray) -> tuple[Any, Any]:
+    """Balls containing the Euclidean gradient and Hessian of the loss at ``theta``.
+
+    Parameters
+    ----------
+    loss : PopulationLoss
+    theta : ndarray, shape (n,)
+        Floats, taken as exact; for symrelu, the piece is the activation pattern at theta
+        (every pre-activation strictly off its kinks).
+
+    Returns
+    -------
+    (gradient, hessian) : arb_mat of shapes (n, 1) and (n, n)
+        From the generated interval kernels (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        If the setting has no interval model (the reason is the message), or theta is on a kink.
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    model = _derivative_model(loss, theta)
+    if isinstance(model, str):
+        raise ValueError(model)
+    point = [_ball(v) for v in theta]
+    if not model.pattern_ok(point):
+        raise ValueError("theta is on a kink of the symmetric ReLU")
+    gradient, hessian = model.derivatives(point)
+    return _column(gradient), hessian
 
 
 # ------------------------------------------------------------------------------ the point certificate
@@ -542,16 +796,16 @@ def _slice(loss: Any, theta0: np.ndarray, rank_tol: float = 1e-8) -> tuple[np.nd
     C = vt[:rank].T  # k x r
     unit = np.eye(n)
     tensor = np.stack([loss.symmetry_generators(unit[j]) @ C for j in range(n)])  # (n, n, r)
-    if not np.allclose(np.tensordot(theta0, tensor, axes=1), generators @ C, atol=1e-12 * max(1.0, np.abs(generators).max())):
+    tolerance = 1e-12 * max(1.0, np.abs(generators).max())
+    if not np.allclose(np.tensordot(theta0, tensor, axes=1), generators @ C, atol=tolerance):
         raise ValueError("the symmetry generators are not linear in theta")
     return B, tensor, C
 
 
 def certify_point(
-    loss: Any,
+    loss: "PopulationLoss",
     theta: np.ndarray,
     *,
-    input_radius: float = 1e-13,
     max_radius: float = 1e-6,
     degeneracy_tolerance: float = 1e-7,
 ) -> Certificate:
@@ -563,8 +817,6 @@ def certify_point(
         ``critpoints.population_loss(setting)``.
     theta : ndarray, shape (n,)
         The reported point (on the sphere product under a constraint).
-    input_radius : float
-        Relative radius of the balls enclosing float inputs (moments, weights, biases).
     max_radius : float
         Largest box half-width tried, relative to max(1, |theta|_inf). A point farther than
         this from every critical point is not certified.
@@ -578,12 +830,22 @@ def certify_point(
     Certificate
         See the module docstring for the system, the Krawczyk test and the inertia test.
     """
-    flint = require_flint()
     theta0 = np.asarray(theta, dtype=np.float64).copy()
-    n = theta0.size
-    model = _derivative_model(loss, theta0, input_radius)
+    model = _derivative_model(loss, theta0)
     if isinstance(model, str):
         return Certificate(False, model)
+    try:
+        return _certify(loss, model, theta0, max_radius, degeneracy_tolerance)
+    except ZeroDivisionError as error:
+        return Certificate(False, f"a representation may vanish in the box, where n(0) = 0 is not smooth ({error})")
+
+
+def _certify(
+    loss: "PopulationLoss", model: Any, theta0: np.ndarray, max_radius: float, degeneracy_tolerance: float
+) -> Certificate:
+    """:func:`certify_point` with the interval model of the loss (may raise ZeroDivisionError)."""
+    flint = require_flint()
+    n = theta0.size
     spheres = [np.asarray(s) for s in loss.manifold.spheres]
     try:
         B, tensor, C = _slice(loss, theta0)
@@ -642,15 +904,14 @@ def certify_point(
                 J[k + s, i] = -column[i, 0]
         return J
 
+    point = _column([_ball(c) for c in center])
+    if not model.pattern_ok(theta_of(point)):
+        return Certificate(False, "kink in box (a symrelu pre-activation is on a kink at the point)")
     # consistency of the interval model with the float kernels at theta0
     mid_grad, _ = model.derivatives([_ball(v) for v in theta0])
     mid_grad = np.array([float(g.mid()) for g in mid_grad])
     if not np.allclose(mid_grad, egrad, rtol=1e-8, atol=1e-9 * max(1.0, np.abs(egrad).max())):
         return Certificate(False, "interval model disagrees with the float kernels (internal error)")
-
-    point = _column([_ball(c) for c in center])
-    if not model.pattern_ok(theta_of(point)):
-        return Certificate(False, "kink in box (a symrelu pre-activation is on a kink at the point)")
     J0 = _mid(jacobian(point))
     eigen = np.abs(np.linalg.eigvalsh(0.5 * (J0 + J0.T))) if N else np.zeros(0)
     scale = max(1.0, float(eigen.max(initial=0.0)))

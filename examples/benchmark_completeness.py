@@ -3,16 +3,23 @@
 Run from the repository root after installing the package with the ``certify`` extra and
 ``bertini2`` (the homotopy-continuation solver, used only by this script)::
 
-    python examples/benchmark_completeness.py [--restarts 400] [--cases ncl1_p3,spectral2_p3]
-                                              [--groebner] [--mptype double]
+    python examples/benchmark_completeness.py [--cases ncl1_p3,ncl2_p2] [--restarts N]
+                                              [--groebner] [--mptype adaptive] [--records DIR]
+
+The default cases take about 25 minutes on one core, mostly the two largest homotopy solves
+(ncl_squared m=2 p=3, 1,296 paths in adaptive precision: about 9 minutes; spectral m=2 p=4,
+26,244 paths in double precision: about 14 minutes). With ``--records DIR`` Bertini keeps its
+path records there, and a rerun of the same case resumes from them.
 
 Settings: linear encoders with the closed-form loss and the unit-row constraint, where the
-critical points on the sphere product are isolated after quotienting the discrete
-symmetries (neuron permutations and sign flips; unit rows break O(m)). With a random
-dictionary and fixed_count(2, 1) latents the moments are generic.
+critical points on the sphere product are isolated (unit rows break O(m)); the remaining
+symmetries are discrete: neuron permutations and sign flips, 2^m m! copies of a generic
+point. With a random dictionary and fixed_count(2, 1) latents the moments are generic.
 
-* ``ncl_squared``, m = 1: L(w, w_t) = w^T C11 w - 2 w^T C12 w_t + w_t^T C22 w_t on S^{p-1} x S^{p-1}.
-* ``spectral``, m = 2: L(W) = -2 tr(W C12 W^T) + tr(W^T W C11 W^T W Cneg) on (S^{p-1})^2.
+* ``ncl_squared``: L(W, W_t) = tr(W C11 W^T) - 2 tr(W C12 W_t^T) + tr(W_t C22 W_t^T) on unit rows
+  of W and W_t. The loss is a sum over rows i of the m = 1 loss of (w_i, wt_i), so the
+  Lagrange system is m copies of the m = 1 system in disjoint variables.
+* ``spectral``: L(W) = -2 tr(W C12 W^T) + tr(W^T W C11 W^T W Cneg) on (S^{p-1})^m, m = 2.
   (For m >= 3 with m = p the minima lie on continuous families: the stabiliser of the
   row-norm constraint inside O(m) has positive dimension; those settings are not isolated.)
 
@@ -23,26 +30,39 @@ For each setting the critical points are the solutions of the polynomial Lagrang
 in the unknowns (theta, lambda). Its coefficients are the float64 view moments, converted
 exactly to rationals, so every method solves the same system.
 
-* **homotopy**: a total-degree homotopy solve of that system with Bertini 2 (every isolated
-  solution is the end of some path, barring path failures); real solutions (|imag| <= 1e-8,
-  Riemannian gradient <= 1e-7 after projection onto the spheres) are grouped into orbits with
-  the engine's orbit keys. The default precision model is ``double``: on ``spectral m=2 p=2``
-  the ``adaptive`` model gave the same 24 real solutions in about 430 s instead of 1 s.
-* **engine**: ``enumerate_critical_points(setting, n_restarts, certify=True)``.
-* **exact** (``--groebner``, the p = 2 cases with the rational dictionary ROTATION_2D only): a lex Groebner basis in sympy; when it
-  is in shape position the number of real solutions is the number of real roots of its
-  univariate polynomial.
+Homotopy (Bertini 2)
+--------------------
+* ``spectral``: a total-degree homotopy, 4 * 3^(2p) paths for m = 2 (one variable group).
+* ``ncl_squared``: a multihomogeneous homotopy with the variable groups {w_i, wt_i},
+  {lambda_i}, {lambda_t,i} for each row i. The gradient equations of row i are bilinear in
+  ({w_i, wt_i}, {lambda_i}) or ({w_i, wt_i}, {lambda_t,i}), the sphere equations quadratic in
+  {w_i, wt_i}, so the m-homogeneous Bezout number is (4 p^2)^m instead of the total degree
+  2^(m(2p+2)): 1,296 paths instead of 65,536 for m = 2, p = 3.
 
-The table lists the orbits found by each method, the time taken, the points the engine
-certified (critpoints.certify), and the misses on either side. Orbit counts stay small at
-the sizes a total-degree homotopy handles here (2^(2p+2) paths for ncl_squared m = 1,
-3^(2p) 4 for spectral m = 2): counts in the hundreds need larger p or m, beyond what this
-benchmark runs in minutes.
+When the number of distinct finite solutions found equals the Bezout number of the start
+system, no isolated solution is missing (that number bounds them, with multiplicity): the
+solve is then *complete* and its real count is exact. Real solutions (|imag| <= 1e-8,
+Riemannian gradient <= 1e-7 after projection onto the spheres) are the critical points.
+
+Counts: points and orbits
+-------------------------
+The homotopy lists *points*; the engine lists one representative per *orbit* of the
+symmetry group. Each engine orbit is expanded to all its points (every neuron permutation
+and sign flip, duplicates merged), so both are compared point by point ("pts") and orbit
+by orbit ("orb"). A certificate of a representative (critpoints.certify) certifies its
+whole orbit: the loss is invariant, so the images of a certified box are certified boxes.
+
+* **engine**: ``enumerate_critical_points(setting, n_restarts)``, then ``certify_point``
+  on every orbit representative.
+* **exact**: the complete-homotopy real count (above), or with ``--groebner`` (the p = 2
+  cases with the rational dictionary ROTATION_2D only) the number of real roots of a lex
+  Groebner basis in sympy.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from dataclasses import dataclass
@@ -59,13 +79,21 @@ from critpoints.orbits import orbit_key, same_orbit
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark setting."""
+    """One benchmark setting and how it is solved."""
 
     name: str
     loss: str
     p: int
     m: int
     dictionary_seed: int | None
+    restarts: int = 400
+
+    @property
+    def mptype(self) -> str:
+        """Bertini's precision model: adaptive for the multihomogeneous solves (in double
+        precision some of their paths fail), double for total degree (most paths diverge,
+        which adaptive precision follows slowly: 430 s instead of 1 s on spectral m=2 p=2)."""
+        return "adaptive" if self.start == "multihomogeneous" else "double"
 
     def setting(self) -> critpoints.Setting:
         """The critpoints setting of the case (seed None: the rational rotation ROTATION_2D)."""
@@ -74,6 +102,11 @@ class Case:
             p=self.p, d=self.p, m=self.m, loss=self.loss, dictionary=dictionary,
             latent=("fixed_count", 2, 1), constraint="unit_rows",
         )
+
+    @property
+    def start(self) -> str:
+        """The homotopy's start system: row-multihomogeneous for ncl_squared, else total degree."""
+        return "multihomogeneous" if self.loss == "ncl_squared" else "total degree"
 
 
 #: A rotation with rational entries (Pythagorean triple), so that the moments are rational.
@@ -85,10 +118,16 @@ CASES = {
     "ncl1_p2": Case("ncl_squared m=1 p=2", "ncl_squared", 2, 1, 2),
     "ncl1_p3": Case("ncl_squared m=1 p=3", "ncl_squared", 3, 1, 2),
     "ncl1_p4": Case("ncl_squared m=1 p=4", "ncl_squared", 4, 1, 2),
+    "ncl2_p2": Case("ncl_squared m=2 p=2", "ncl_squared", 2, 2, 2, restarts=2000),
+    "ncl2_p3": Case("ncl_squared m=2 p=3", "ncl_squared", 3, 2, 2, restarts=20000),
     "spectral2_p2": Case("spectral m=2 p=2", "spectral", 2, 2, 1),
-    "spectral2_p3": Case("spectral m=2 p=3", "spectral", 3, 2, 1),
-    "spectral2_p4": Case("spectral m=2 p=4", "spectral", 4, 2, 1),
+    "spectral2_p3": Case("spectral m=2 p=3", "spectral", 3, 2, 1, restarts=2000),
+    "spectral2_p4": Case("spectral m=2 p=4", "spectral", 4, 2, 1, restarts=4000),
 }
+DEFAULT_CASES = "ncl1_p2_rational,spectral2_p2_rational,ncl1_p3,ncl1_p4,spectral2_p3,ncl2_p2,ncl2_p3,spectral2_p4"
+
+
+# ------------------------------------------------------------------ the polynomial system
 
 
 def _rational(x: float) -> sp.Rational:
@@ -111,7 +150,8 @@ def lagrange_system(setting: critpoints.Setting) -> tuple[list[sp.Expr], list[sp
     Returns
     -------
     equations, variables, n_theta
-        Variables are theta (the loss object's layout) then one multiplier per row.
+        Variables are theta (the loss object's layout) then one multiplier per sphere, in
+        the order of ``loss.manifold.spheres``.
     """
     loss = critpoints.population_loss(setting)
     moments = critpoints.view_moments(setting)
@@ -129,13 +169,82 @@ def lagrange_system(setting: critpoints.Setting) -> tuple[list[sp.Expr], list[sp
         value = (W * C11 * W.T).trace() - 2 * (W * C12 * Wt.T).trace() + (Wt * C22 * Wt.T).trace()
     spheres = [np.asarray(s) for s in loss.manifold.spheres]
     multipliers = sp.symbols(f"l0:{len(spheres)}", real=True)
-    gradient = [sp.expand(sp.diff(value, t)) for t in theta]
-    equations = list(gradient)
+    equations = [sp.expand(sp.diff(value, t)) for t in theta]
     for lam, idx in zip(multipliers, spheres):
         for j in idx:
             equations[j] = equations[j] - lam * theta[j]
         equations.append(sum(theta[j] ** 2 for j in idx) - 1)
     return [sp.expand(e) for e in equations], [*theta, *multipliers], loss.n_params
+
+
+def variable_groups(case: Case, variables: list[sp.Symbol], n_theta: int) -> list[list[sp.Symbol]]:
+    """The variable groups of the start system (see the module docstring).
+
+    ``ncl_squared``: for each row i, {w_i, wt_i} and the multiplier of each of its two
+    spheres alone; otherwise one group (total degree).
+    """
+    if case.start == "total degree":
+        return [list(variables)]
+    loss = critpoints.population_loss(case.setting())
+    spheres = [set(np.asarray(s).tolist()) for s in loss.manifold.spheres]
+    m, p = case.m, case.p
+    groups = []
+    for i in range(m):
+        row = [k * m * p + i * p + a for k in range(n_theta // (m * p)) for a in range(p)]
+        groups.append([variables[j] for j in row])
+        groups += [[variables[n_theta + s]] for s, members in enumerate(spheres) if members <= set(row)]
+    return groups
+
+
+def bezout_number(equations: list[sp.Expr], groups: list[list[sp.Symbol]]) -> int:
+    """Multihomogeneous Bezout number: the coefficient of prod_g z_g^|g| in
+    prod_e (sum_g deg_g(e) z_g), deg_g(e) the degree of equation e in the variables of group g."""
+    sizes = [len(group) for group in groups]
+    counts = {tuple([0] * len(groups)): 1}
+    for equation in equations:
+        degrees = [sp.Poly(equation, *group).total_degree() for group in groups]
+        step: dict[tuple[int, ...], int] = {}
+        for exponents, count in counts.items():
+            for g, degree in enumerate(degrees):
+                if degree and exponents[g] < sizes[g]:
+                    key = exponents[:g] + (exponents[g] + 1,) + exponents[g + 1 :]
+                    step[key] = step.get(key, 0) + count * degree
+        counts = step
+    return counts.get(tuple(sizes), 0)
+
+
+# ------------------------------------------------------------------ points and orbits
+
+
+def orbit_points(loss: critpoints.PopulationLoss, theta: np.ndarray, tol: float = 1e-8) -> list[np.ndarray]:
+    """Every point of the orbit of ``theta``: all neuron permutations (within the permutable
+    classes) and sign flips, equal points merged."""
+    group = loss.symmetries
+    if group.rotations or group.scalings or group.input_permutations:
+        raise ValueError("orbit_points enumerates the discrete neuron symmetries only")
+    permutations = []
+    for choice in itertools.product(*(itertools.permutations(members) for members in group.permutable)):
+        permutation = np.arange(group.m)
+        for members, image in zip(group.permutable, choice):
+            permutation[list(members)] = image
+        permutations.append(permutation)
+    points: list[np.ndarray] = []
+    for permutation in permutations:
+        for signs in itertools.product((1.0, -1.0), repeat=group.m):
+            image = group.flip(group.permute(theta, permutation), signs)
+            if not any(np.abs(image - known).max() <= tol for known in points):
+                points.append(image)
+    return points
+
+
+def covered(points: list[np.ndarray], others: list[np.ndarray], tol: float = 1e-6) -> np.ndarray:
+    """For each of ``points``: is it within ``tol`` (max norm) of one of ``others``?"""
+    if not points:
+        return np.zeros(0, dtype=bool)
+    if not others:
+        return np.zeros(len(points), dtype=bool)
+    distance = np.abs(np.array(points)[:, None, :] - np.array(others)[None, :, :]).max(axis=2)
+    return distance.min(axis=1) <= tol
 
 
 def orbit_list(loss: critpoints.PopulationLoss, points: list[np.ndarray], tol: float = 1e-6) -> list[np.ndarray]:
@@ -152,29 +261,47 @@ def matched(loss: critpoints.PopulationLoss, first: list[np.ndarray], second: li
     return [any(same_orbit(orbit_key(loss.symmetries, theta), key, 1e-5) for key in keys) for theta in first]
 
 
-def homotopy_solve(setting: critpoints.Setting, seed: int, mptype: str = "adaptive") -> dict:
-    """Real critical points from a total-degree homotopy (Bertini 2)."""
-    import bertini
-    from bertini.sympy_bridge import system_from_sympy
+# ------------------------------------------------------------------ the three methods
 
+
+def homotopy_solve(case: Case, seed: int, mptype: str, records: str | None) -> dict:
+    """Real critical points from a homotopy solve of the Lagrange system (Bertini 2)."""
+    import bertini
+    from bertini.sympy_bridge import from_sympy
+
+    setting = case.setting()
     equations, variables, n_theta = lagrange_system(setting)
     loss = critpoints.population_loss(setting)
-    degree = int(np.prod([sp.Poly(e, *variables).total_degree() for e in equations]))
-    system = system_from_sympy(equations, variables)
+    groups = variable_groups(case, variables, n_theta)
+    unknowns = {v.name: bertini.Variable(v.name) for v in variables}
+    system = bertini.System()
+    for equation in equations:
+        system.add_function(from_sympy(equation, unknowns))
+    for group in groups:
+        system.add_variable_group(bertini.VariableGroup([unknowns[v.name] for v in group]))
+    position = [str(v) for v in system.variable_ordering()]
+    order = [position.index(v.name) for v in variables]  # system order -> our order
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as records:
-        result = bertini.solve(system, seed=seed, directory=records, mptype=mptype, show_progress=False)
-        solutions = [np.asarray(s, dtype=complex) for s in result]
+    with tempfile.TemporaryDirectory() as scratch:
+        result = bertini.solve(system, seed=seed, directory=records or scratch, mptype=mptype, show_progress=False)
+        solutions = [np.asarray(s, dtype=complex)[order] for s in result]
     seconds = time.perf_counter() - began
+    residual = sp.lambdify(variables, equations, "numpy")
+    finite = [z for z in solutions if np.abs(residual(*z)).max() <= 1e-8 * max(1.0, np.abs(z).max() ** 3)]
+    distinct: list[np.ndarray] = []
+    for z in finite:
+        if not covered([z], distinct, 1e-6)[0]:
+            distinct.append(z)
     real = []
-    for z in solutions:
+    for z in distinct:
         if np.abs(z.imag).max() <= 1e-8 * max(1.0, np.abs(z.real).max()):
             theta = loss.manifold.project(z.real[:n_theta])
             if np.linalg.norm(loss.gradient(theta)) <= 1e-7:
                 real.append(theta)
+    bezout = bezout_number(equations, groups)
     return {
-        "paths": degree, "finite": len(solutions), "real": len(real), "seconds": seconds,
-        "orbits": orbit_list(loss, real),
+        "paths": bezout, "finite": len(distinct), "complete": len(distinct) == bezout, "points": real,
+        "orbits": orbit_list(loss, real), "seconds": seconds,
     }
 
 
@@ -226,81 +353,119 @@ def groebner_real_count(setting: critpoints.Setting, seed: int = 0) -> tuple[int
     )
 
 
-def run_case(case: Case, restarts: int, seed: int, groebner: bool, mptype: str = "adaptive") -> dict:
-    """Engine (with certification), homotopy and optional exact count for one case."""
+def engine_solve(case: Case, restarts: int, seed: int) -> dict:
+    """The engine's orbits, their points, and their certificates."""
     setting = case.setting()
     loss = critpoints.population_loss(setting)
     began = time.perf_counter()
     result = critpoints.enumerate_critical_points(setting, n_restarts=restarts, seed=seed, progress=False)
-    engine_seconds = time.perf_counter() - began
-    engine_points = [loss.pack(**point.params) for point in result]
+    seconds = time.perf_counter() - began
+    orbits = [loss.pack(**point.params) for point in result]
     began = time.perf_counter()
-    certificates = [certify_point(loss, theta) for theta in engine_points]
+    certificates = [certify_point(loss, theta) for theta in orbits]
     certify_seconds = time.perf_counter() - began
-    row = {
-        "case": case.name, "engine_orbits": len(engine_points), "engine_seconds": engine_seconds,
-        "certified": sum(c.certified for c in certificates), "certify_seconds": certify_seconds,
-        "index_agree": sum(
-            c.certified and c.index == point.index for c, point in zip(certificates, result)
-        ),
+    images = [orbit_points(loss, theta) for theta in orbits]
+    return {
+        "orbits": orbits, "points": [x for image in images for x in image], "seconds": seconds,
+        "certified_orbits": sum(c.certified for c in certificates),
+        "certified_points": sum(len(image) for c, image in zip(certificates, images) if c.certified),
+        "index_agree": sum(c.certified and c.index == point.index for c, point in zip(certificates, result)),
         "degenerate": sum(point.kind == "degenerate" for point in result),
+        "certify_seconds": certify_seconds,
     }
+
+
+def run_case(case: Case, restarts: int, seed: int, groebner: bool, mptype: str, records: str | None) -> dict:
+    """Engine (with certification), homotopy and the exact count where known, for one case."""
+    loss = critpoints.population_loss(case.setting())
+    row = {"case": case.name, "start": case.start, "restarts": restarts}
+    engine = engine_solve(case, restarts, seed)
+    row.update({f"engine_{key}": value for key, value in engine.items()})
     try:
-        homotopy = homotopy_solve(setting, seed, mptype)
+        homotopy = homotopy_solve(case, seed, mptype, records)
     except Exception as error:  # report exactly what failed, keep the other columns
         row["homotopy_error"] = f"{type(error).__name__}: {error}"
     else:
+        row.update({f"homotopy_{key}": value for key, value in homotopy.items()})
         row.update(
-            paths=homotopy["paths"], finite=homotopy["finite"], real=homotopy["real"],
-            homotopy_orbits=len(homotopy["orbits"]), homotopy_seconds=homotopy["seconds"],
-            engine_missed=sum(not hit for hit in matched(loss, homotopy["orbits"], engine_points)),
-            homotopy_missed=sum(not hit for hit in matched(loss, engine_points, homotopy["orbits"])),
+            engine_missed_points=int(np.sum(~covered(homotopy["points"], engine["points"]))),
+            homotopy_missed_points=int(np.sum(~covered(engine["points"], homotopy["points"]))),
+            engine_missed_orbits=sum(not hit for hit in matched(loss, homotopy["orbits"], engine["orbits"])),
+            homotopy_missed_orbits=sum(not hit for hit in matched(loss, engine["orbits"], homotopy["orbits"])),
         )
+        if homotopy["complete"]:
+            row["exact"] = len(homotopy["points"])
+            row["exact_notes"] = [f"complete homotopy: {row['exact']}"]
     if groebner:
         began = time.perf_counter()
-        count, note = groebner_real_count(setting)
-        row.update(exact_real=count, exact_note=note, exact_seconds=time.perf_counter() - began)
+        count, note = groebner_real_count(case.setting())
+        row["exact"] = count
+        row.setdefault("exact_notes", []).append(f"Groebner: {count} ({note}, {time.perf_counter() - began:.1f} s)")
     return row
+
+
+# ------------------------------------------------------------------ the table
+
+COLUMNS = (
+    ("case", 20, lambda r: r["case"]),
+    ("paths", 6, lambda r: r["homotopy_paths"]),
+    ("finite", 6, lambda r: r["homotopy_finite"]),
+    ("cmpl", 4, lambda r: "yes" if r["homotopy_complete"] else "no"),
+    ("hom.pts", 7, lambda r: len(r["homotopy_points"])),
+    ("hom.orb", 7, lambda r: len(r["homotopy_orbits"])),
+    ("hom.s", 7, lambda r: f"{r['homotopy_seconds']:.1f}"),
+    ("restarts", 8, lambda r: r["restarts"]),
+    ("eng.pts", 7, lambda r: len(r["engine_points"])),
+    ("eng.orb", 7, lambda r: len(r["engine_orbits"])),
+    ("eng.s", 6, lambda r: f"{r['engine_seconds']:.1f}"),
+    ("cert.orb", 8, lambda r: r["engine_certified_orbits"]),
+    ("cert.pts", 8, lambda r: r["engine_certified_points"]),
+    ("cert.s", 6, lambda r: f"{r['engine_certify_seconds']:.1f}"),
+    ("idx=", 4, lambda r: r["engine_index_agree"]),
+    ("eng.miss", 9, lambda r: f"{r['engine_missed_points']}/{r['engine_missed_orbits']}"),
+    ("hom.miss", 9, lambda r: f"{r['homotopy_missed_points']}/{r['homotopy_missed_orbits']}"),
+    ("exact", 5, lambda r: "-" if r.get("exact") is None else r["exact"]),
+)
+
+LEGEND = """\
+paths: homotopy paths (the Bezout number of the start system: total degree for spectral,
+  row-multihomogeneous for ncl_squared); finite: distinct finite solutions (complex);
+  cmpl: finite = paths, so no isolated solution is missing;
+hom.pts / hom.orb: real critical points (theta) found by the homotopy / their symmetry orbits;
+eng.pts / eng.orb: the engine's orbits expanded to all their points (neuron permutations and
+  sign flips) / the orbits it lists; cert.orb / cert.pts: orbits certified by critpoints.certify
+  / the points they contain; idx=: certified Morse index equal to the float index;
+eng.miss: homotopy points/orbits the engine missed; hom.miss: engine points/orbits the homotopy
+  missed; exact: the exact number of real points where known (complete homotopy or Groebner);
+times in seconds (one process for the homotopy; the engine's restarts use the local processes)."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--restarts", type=int, default=400)
+    parser.add_argument("--restarts", type=int, default=None, help="engine starts (default: per case)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cases", default="ncl1_p2_rational,spectral2_p2_rational,ncl1_p3,ncl1_p4,spectral2_p3")
+    parser.add_argument("--cases", default=DEFAULT_CASES, help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--groebner", action="store_true", help="exact Groebner count (rational p = 2 cases only)")
-    parser.add_argument("--mptype", default="double", choices=("adaptive", "double", "multiple"),
-                        help="Bertini's precision model")
+    parser.add_argument("--mptype", default=None, choices=("adaptive", "double", "multiple"),
+                        help="Bertini's precision model (default: per case)")
+    parser.add_argument("--records", default=None, help="Bertini records directory (a rerun resumes from it)")
     args = parser.parse_args()
-    header = (
-        f"{'case':22} {'paths':>6} {'real':>5} {'hom.orb':>7} {'hom.s':>7} {'eng.orb':>7} {'eng.s':>6} "
-        f"{'cert':>4} {'cert.s':>6} {'idx=':>4} {'degen':>5} {'eng.miss':>8} {'hom.miss':>8} {'exact':>5}"
-    )
+    header = " ".join(f"{name:>{width}}" if k else f"{name:{width}}" for k, (name, width, _) in enumerate(COLUMNS))
     print(header)
-    print("-" * len(header))
+    print("-" * len(header), flush=True)
     for name in args.cases.split(","):
         case = CASES[name]
         exact = args.groebner and case.p <= 2 and case.dictionary_seed is None
-        row = run_case(case, args.restarts, args.seed, exact, args.mptype)
-        exact = row.get("exact_real")
-        exact_text = "-" if exact is None else str(exact)
+        restarts, mptype = args.restarts or case.restarts, args.mptype or case.mptype
+        row = run_case(case, restarts, args.seed, exact, mptype, args.records)
         if "homotopy_error" in row:
-            print(f"{row['case']:22} homotopy failed: {row['homotopy_error']}")
+            print(f"{row['case']:20} homotopy failed: {row['homotopy_error']}", flush=True)
             continue
-        print(
-            f"{row['case']:22} {row['paths']:>6} {row['real']:>5} {row['homotopy_orbits']:>7} "
-            f"{row['homotopy_seconds']:>7.1f} {row['engine_orbits']:>7} {row['engine_seconds']:>6.1f} "
-            f"{row['certified']:>4} {row['certify_seconds']:>6.1f} {row['index_agree']:>4} {row['degenerate']:>5} "
-            f"{row['engine_missed']:>8} {row['homotopy_missed']:>8} {exact_text:>5}"
-        )
-        if "exact_note" in row:
-            print(f"{'':22} exact: {exact_text} real solutions ({row['exact_note']}, {row['exact_seconds']:.1f} s)")
-    print(
-        "paths: total-degree homotopy paths; real: real solutions (theta, lambda); hom.orb / eng.orb: orbits "
-        "found by the homotopy / the engine; cert: engine points certified; idx=: certified index equal to the "
-        "float index; eng.miss: homotopy orbits the engine missed; hom.miss: engine orbits the homotopy missed; "
-        "exact: real solutions of the Lagrange system from a Groebner basis (counts points, not orbits)."
-    )
+        cells = [f"{fn(row)!s:>{width}}" if k else f"{fn(row)!s:{width}}" for k, (_, width, fn) in enumerate(COLUMNS)]
+        print(" ".join(cells), flush=True)
+        if "exact_notes" in row:
+            print(f"{'':20} exact: {'; '.join(row['exact_notes'])}", flush=True)
+    print(LEGEND)
 
 
 if __name__ == "__main__":

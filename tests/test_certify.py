@@ -11,7 +11,16 @@ import critpoints as cp
 
 flint = pytest.importorskip("flint", reason="python-flint (the 'certify' extra) is not installed")
 
-from critpoints.certify import certified_inertia, certify_point, krawczyk, require_flint  # noqa: E402
+from critpoints.certify import (  # noqa: E402
+    certified_inertia,
+    certify_point,
+    enclose_derivatives,
+    exact_view_law,
+    exact_view_moments,
+    krawczyk,
+    moment_enclosures,
+    require_flint,
+)
 
 from toy_systems import SeparableQuartic  # noqa: E402
 
@@ -168,10 +177,13 @@ def test_degenerate_family_not_certified():
 
 
 def test_unsupported_losses_give_a_reason():
-    setting = cp.Setting(p=3, d=3, m=3, loss="ncl_cosine", encoder="symrelu", bias=-BETA, constraint="unit_rows")
-    certificate = certify_point(cp.population_loss(setting), np.tile(np.eye(3).ravel(), 2))
+    setting = cp.Setting(p=3, d=3, m=2, loss="ncl_predictor", encoder="symrelu", bias=-BETA, constraint="unit_rows")
+    loss = cp.population_loss(setting)
+    certificate = certify_point(loss, loss.manifold.project(np.ones(loss.n_params)))
     assert not certificate.certified
-    assert "ncl_cosine" in certificate.reason
+    assert "ncl_predictor" in certificate.reason
+    with pytest.raises(ValueError, match="ncl_predictor"):
+        enclose_derivatives(loss, np.ones(loss.n_params))
 
 
 def test_result_round_trip_keeps_certification(tmp_path):
@@ -188,3 +200,146 @@ def test_missing_flint_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "flint", None)
     with pytest.raises(ImportError, match=r"critpoints\[certify\]"):
         require_flint()
+
+
+# ------------------------------------------------------------------ proved data: moments and view laws
+
+
+def _mids(matrix) -> np.ndarray:
+    return np.array([[float(matrix[i, j].mid()) for j in range(matrix.ncols())] for i in range(matrix.nrows())])
+
+
+def _radii(matrix) -> np.ndarray:
+    return np.array([[float(matrix[i, j].rad()) for j in range(matrix.ncols())] for i in range(matrix.nrows())])
+
+
+def test_moment_enclosures_contain_dyadic_float_moments_exactly():
+    # identity dictionary, d = 4, q = 1/2: every moment is dyadic, so the float moments are exact
+    setting = cp.Setting(p=4, d=4, m=2, loss="spectral", dictionary="identity", latent="one_hot",
+                         augmentation=("independent_mask", 0.5))
+    floats = cp.view_moments(setting)
+    exact = exact_view_moments(setting)
+    for ball, rational, value in zip(moment_enclosures(setting), exact, (floats.x1x1, floats.x1x2, floats.x2x2)):
+        assert np.array_equal(np.array(rational, dtype=float), value)
+        for i in range(4):
+            for j in range(4):
+                assert ball[i, j].contains(flint.arb(float(value[i, j])))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(dictionary=("random", 2), latent=("fixed_count", 2, 1), augmentation=("independent_mask", 0.3)),
+        dict(dictionary=("random", 5), latent=("bernoulli", 0.3), augmentation="complementary_mask", noise=0.1),
+        dict(dictionary=("random", 1), latent="one_hot", augmentation=("independent_mask", 0.7)),
+    ],
+)
+def test_moment_enclosures_contain_the_exact_moments_and_agree_with_float(options):
+    setting = cp.Setting(p=4, d=3, m=2, loss="spectral", **options)
+    floats = cp.view_moments(setting)
+    exact = exact_view_moments(setting)
+    for ball, rational, value in zip(moment_enclosures(setting), exact, (floats.x1x1, floats.x1x2, floats.x2x2)):
+        assert np.allclose(np.array(rational, dtype=float), value, rtol=1e-14, atol=1e-15)
+        for i in range(4):
+            for j in range(4):
+                assert ball[i, j].contains(flint.fmpq(rational[i][j].numerator, rational[i][j].denominator))
+        assert np.all(_radii(ball) <= 1e-15 * max(1.0, np.abs(value).max()))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(latent="one_hot", augmentation=("independent_mask", 0.3)),
+        dict(latent=("fixed_count", 2, 1), augmentation="complementary_mask"),
+        dict(latent=("bernoulli", 0.4), augmentation=("independent_mask", 0.5)),
+    ],
+)
+def test_exact_view_law_matches_the_float_measure(options):
+    setting = cp.Setting(p=3, d=3, m=2, loss="spectral", encoder="symrelu", bias=-BETA, **options)
+    law = exact_view_law(setting)
+    measure = cp.population_loss(setting).measure
+    assert sum(w for _, _, w in law.pairs) == 1 and sum(w for _, w in law.singles) == 1
+    pairs = {(law.views[i].tobytes(), law.views[j].tobytes()): float(w) for i, j, w in law.pairs}
+    floats = {(a.tobytes(), b.tobytes()): w for a, b, w in zip(measure.x1 + 0.0, measure.x2 + 0.0, measure.pair_weight)}
+    assert pairs.keys() == {key for key, w in floats.items() if w > 0}
+    assert all(abs(pairs[key] - floats[key]) <= 1e-15 for key in pairs)
+    singles = {law.views[i].tobytes(): float(w) for i, w in law.singles}
+    float_singles = {a.tobytes(): w for a, w in zip(measure.anchor + 0.0, measure.anchor_weight) if w > 0}
+    assert singles.keys() == float_singles.keys()
+    assert all(abs(singles[key] - float_singles[key]) <= 1e-15 for key in singles)
+
+
+# ------------------------------------------------------------------ interval models against the float kernels
+
+
+def test_generated_interval_kernels_contain_the_exact_values(derivation):
+    """The read-off formulas rebuild their sources; every emitted ball contains the sympy value."""
+    script = derivation("interval_kernels")
+    script.verify()
+    script.check_emitted(script.generate())
+
+
+MODEL_SETTINGS = {
+    "closed_form spectral": dict(p=3, d=3, m=2, loss="spectral", dictionary=("random", 1),
+                                 latent=("fixed_count", 2, 1)),
+    "closed_form ncl_squared": dict(p=3, d=3, m=2, loss="ncl_squared", dictionary=("random", 2),
+                                    latent=("fixed_count", 2, 1)),
+    "symrelu spectral": dict(p=3, d=3, m=2, loss="spectral", encoder="symrelu", bias=-BETA),
+    "symrelu ncl_squared": dict(p=3, d=3, m=2, loss="ncl_squared", encoder="symrelu", bias=np.array([-0.3, 0.2])),
+    "symrelu ncl_cosine": dict(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias=-BETA,
+                               latent=("fixed_count", 2, 1), augmentation="complementary_mask"),
+    "symrelu ncl_cosine tied": dict(p=3, d=3, m=2, loss="ncl_cosine", tied=True, encoder="symrelu", bias=0.2),
+    "symrelu infonce": dict(p=3, d=3, m=2, loss="infonce", temperature=0.5, encoder="symrelu", bias=-BETA,
+                            latent=("bernoulli", 0.5)),
+    "linear infonce": dict(p=3, d=3, m=2, loss="infonce", temperature=0.3),
+    "symrelu trainable bias spectral": dict(p=3, d=3, m=2, loss="spectral", encoder="symrelu", bias="trainable"),
+    "symrelu trainable bias ncl_cosine": dict(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias="trainable"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SETTINGS))
+def test_interval_model_at_a_point_equals_the_float_kernels(name):
+    setting = cp.Setting(**{"augmentation": ("independent_mask", 0.3), **MODEL_SETTINGS[name]})
+    loss = cp.population_loss(setting)
+    theta = np.random.default_rng(4).standard_normal(loss.n_params)
+    gradient, hessian = enclose_derivatives(loss, theta)
+    want_gradient, want_hessian = loss.euclidean_gradient(theta), loss.euclidean_hessian(theta)
+    scale = max(1.0, np.abs(want_hessian).max(), np.abs(want_gradient).max())
+    assert np.abs(_mids(gradient).ravel() - want_gradient).max() <= 1e-12 * scale
+    assert np.abs(_mids(hessian) - want_hessian).max() <= 1e-12 * scale
+    assert _radii(gradient).max() <= 1e-11 * scale and _radii(hessian).max() <= 1e-11 * scale
+
+
+def test_interval_model_refuses_a_point_on_a_kink():
+    loss = cp.population_loss(claim3_setting())
+    row = np.array([BETA, 0.8, 0.0])
+    with pytest.raises(ValueError, match="kink"):
+        enclose_derivatives(loss, np.concatenate([row, [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+
+
+# ------------------------------------------------------------------ cosine losses, trainable bias
+
+CERTIFIED_SETTINGS = {
+    "ncl_cosine": dict(loss="ncl_cosine", latent=("fixed_count", 2, 1), augmentation="complementary_mask",
+                       bias=np.array([-0.3, -0.55])),
+    "ncl_cosine tied": dict(loss="ncl_cosine", tied=True, latent=("fixed_count", 2, 1),
+                            augmentation="complementary_mask", bias=np.array([-0.3, -0.55])),
+    "infonce": dict(loss="infonce", temperature=0.5, latent=("fixed_count", 2, 1), augmentation="complementary_mask",
+                    bias=np.array([-0.3, -0.55])),
+    "trainable bias": dict(loss="spectral", latent=("bernoulli", 0.5), augmentation=("independent_mask", 0.3),
+                           bias="trainable"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CERTIFIED_SETTINGS))
+def test_nondegenerate_points_certified_with_the_float_index(name):
+    setting = cp.Setting(p=3, d=3, m=2, encoder="symrelu", constraint="unit_rows", **CERTIFIED_SETTINGS[name])
+    result = cp.enumerate_critical_points(setting, n_restarts=6, seed=0, progress=False, certify=True)
+    certified = [point for point in result if point.certified == "yes"]
+    assert certified, [point.certified for point in result]
+    assert all(point.certified_index == point.index for point in certified)
+    loss = cp.population_loss(setting)
+    theta = loss.pack(**certified[0].params)
+    rng = np.random.default_rng(1)
+    perturbed = certify_point(loss, loss.manifold.project(theta + 1e-4 * rng.standard_normal(theta.size)))
+    assert not perturbed.certified and "Krawczyk" in perturbed.reason
