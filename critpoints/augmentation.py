@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -50,18 +51,27 @@ class IndependentMask:
         """Draw n mask pairs as (n, p) arrays of multipliers (D1, D2)."""
         return (rng.random((n, p)) >= self.q).astype(float), (rng.random((n, p)) >= self.q).astype(float)
 
-    def pair_patterns(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The law of (D1, D2) on k coordinates: multipliers (T, k), (T, k) and probabilities (T,)."""
-        single, single_weight = self.single_patterns(k)
+    def pair_patterns(self, k: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The law of (D1, D2) on k coordinates: multipliers (T, k), (T, k) and probabilities (T,)
+        (``Fraction`` objects if ``exact``)."""
+        single, single_weight = self.single_patterns(k, exact)
         first, second = np.meshgrid(np.arange(len(single)), np.arange(len(single)), indexing="ij")
         first, second = first.ravel(), second.ravel()
         return single[first], single[second], single_weight[first] * single_weight[second]
 
-    def single_patterns(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The law of one mask on k coordinates: multipliers (T, k) and probabilities (T,)."""
+    def single_patterns(self, k: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The law of one mask on k coordinates: multipliers (T, k) and probabilities (T,).
+
+        ``exact=True``: probabilities as ``Fraction`` objects, with q the dyadic rational its
+        float is and rho = 1 - q exactly.
+        """
         patterns = _binary_patterns(k)
-        kept = patterns.sum(axis=1)
-        weights = self.keep**kept * self.q ** (k - kept)
+        kept = patterns.sum(axis=1).astype(int)
+        if exact:
+            q = Fraction(self.q)
+            weights = np.array([(1 - q) ** j * q ** (k - j) for j in kept.tolist()], dtype=object)
+        else:
+            weights = self.keep**kept * self.q ** (k - kept)
         nonzero = weights > 0
         return patterns[nonzero], weights[nonzero]
 
@@ -89,15 +99,18 @@ class ComplementaryMask:
         keep = (rng.random((n, p)) < 0.5).astype(float)
         return 2.0 * keep, 2.0 * (1.0 - keep)
 
-    def pair_patterns(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The law of (2D, 2(I - D)) on k coordinates: (T, k), (T, k), probabilities (T,)."""
-        patterns = _binary_patterns(k)
-        return 2.0 * patterns, 2.0 * (1.0 - patterns), np.full(len(patterns), 0.5**k)
+    def pair_patterns(self, k: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The law of (2D, 2(I - D)) on k coordinates: (T, k), (T, k), probabilities (T,)
+        (``Fraction`` objects if ``exact``)."""
+        single, weights = self.single_patterns(k, exact)
+        return single, 2.0 - single, weights
 
-    def single_patterns(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The law of 2D on k coordinates (2(I - D) has the same law)."""
+    def single_patterns(self, k: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The law of 2D on k coordinates (2(I - D) has the same law); probabilities 2^-k
+        (a ``Fraction`` if ``exact``)."""
         patterns = _binary_patterns(k)
-        return 2.0 * patterns, np.full(len(patterns), 0.5**k)
+        weight = Fraction(1, 2**k) if exact else 0.5**k
+        return 2.0 * patterns, np.full(len(patterns), weight, dtype=object if exact else float)
 
     def pair_pattern_count(self, k: int) -> int:
         """Number of D patterns on k coordinates, 2^k."""

@@ -100,6 +100,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from .view_support import view_patterns
+
 if TYPE_CHECKING:
     from .population_loss import PopulationLoss
     from .setting import Setting
@@ -429,35 +431,13 @@ class ExactViewLaw(NamedTuple):
     singles: list
 
 
-def _code_probability(setting: "Setting", code: np.ndarray, count: int) -> Fraction:
-    """P(z = code): ``one_hot`` and ``fixed_count`` list ``count`` equally likely codes;
-    ``bernoulli``: prod_i (prob / 2 if z_i != 0 else 1 - prob)."""
-    latent = setting.latent
-    if latent.name != "bernoulli":
-        return Fraction(1, count)
-    prob = Fraction(float(latent.prob))
-    nonzero = int(np.count_nonzero(code))
-    return (prob / 2) ** nonzero * (1 - prob) ** (len(code) - nonzero)
-
-
-def _mask_probability(setting: "Setting", multipliers: np.ndarray) -> Fraction:
-    """P(one mask = multipliers) on k coordinates: independent, prod (rho if kept else q);
-    complementary (multipliers 2 D), 2^-k."""
-    augmentation = setting.augmentation
-    if augmentation.name == "complementary_mask":
-        return Fraction(1, 2 ** len(multipliers))
-    q = Fraction(float(augmentation.q))
-    kept = int(np.count_nonzero(multipliers))
-    return (1 - q) ** kept * q ** (len(multipliers) - kept)
-
-
 def exact_view_law(setting: "Setting") -> ExactViewLaw:
     """The exact joint law of (x1, x2) and the law of one view, with rational probabilities.
 
-    The enumeration of :func:`critpoints.view_support.exact_view_measure` (M = I, sigma = 0:
-    for every code z and every mask pattern on its support, the views D z), with each
-    probability P(z) P(pattern) computed exactly (:func:`_code_probability`,
-    :func:`_mask_probability`; a complementary pair is determined by its first mask).
+    The enumeration of :func:`critpoints.view_support.exact_view_measure`
+    (:func:`~critpoints.view_support.view_patterns`: M = I, sigma = 0, for every code z and
+    every mask pattern on its support, the views D z) with exact probabilities
+    P(z) P(pattern), equal views merged.
 
     Parameters
     ----------
@@ -468,34 +448,23 @@ def exact_view_law(setting: "Setting") -> ExactViewLaw:
     -------
     ExactViewLaw
     """
-    codes, _ = setting.latent.support(setting.d)
-    augmentation = setting.augmentation
-    complementary = augmentation.name == "complementary_mask"
     index: dict[bytes, int] = {}
     views: list[np.ndarray] = []
     pairs: dict[tuple[int, int], Fraction] = defaultdict(Fraction)
     singles: dict[int, Fraction] = defaultdict(Fraction)
 
-    def view(support: np.ndarray, values: np.ndarray, multipliers: np.ndarray) -> int:
-        x = np.zeros(setting.p)
-        x[support] = multipliers * values
-        key = (x + 0.0).tobytes()  # + 0.0 turns -0.0 into 0.0
+    def view(x: np.ndarray) -> int:
+        key = x.tobytes()
         if key not in index:
             index[key] = len(views)
-            views.append(x + 0.0)
+            views.append(x)
         return index[key]
 
-    for code in codes:
-        support = np.flatnonzero(code)
-        values = code[support]
-        probability = _code_probability(setting, code, len(codes))
-        first, second, _ = augmentation.pair_patterns(len(support))
-        for d1, d2 in zip(first, second):
-            mask = _mask_probability(setting, d1) * (1 if complementary else _mask_probability(setting, d2))
-            pairs[(view(support, values, d1), view(support, values, d2))] += probability * mask
-        single, _ = augmentation.single_patterns(len(support))
-        for d1 in single:
-            singles[view(support, values, d1)] += probability * _mask_probability(setting, d1)
+    for patterns in view_patterns(setting, exact=True):
+        for pair, weight in zip(patterns.pairs, patterns.pair_weights):
+            pairs[(view(pair[: setting.p]), view(pair[setting.p :]))] += weight
+        for single, weight in zip(patterns.singles, patterns.single_weights):
+            singles[view(single)] += weight
     return ExactViewLaw(
         views=np.array(views),
         pairs=[(i, j, w) for (i, j), w in pairs.items() if w],

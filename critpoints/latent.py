@@ -9,10 +9,18 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
 from . import _validation as check
+
+
+def _uniform_weights(count: int, exact: bool) -> np.ndarray:
+    """``count`` equal probabilities 1 / count, as floats or as ``Fraction`` objects."""
+    if exact:
+        return np.full(count, Fraction(1, count), dtype=object)
+    return np.full(count, 1.0 / count)
 
 
 @dataclass(frozen=True)
@@ -39,11 +47,14 @@ class OneHot:
         z[np.arange(n), rng.integers(0, d, size=n)] = signs
         return z
 
-    def support(self, d: int) -> tuple[np.ndarray, np.ndarray]:
-        """All codes with their probabilities: (values (K, d), weights (K,))."""
+    def support(self, d: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """All codes with their probabilities: (values (K, d), weights (K,)).
+
+        ``exact=True``: the weights as ``Fraction`` objects (an object array).
+        """
         signs = (1.0,) if self.positive else (1.0, -1.0)
         values = np.concatenate([s * np.eye(d) for s in signs])
-        return values, np.full(len(values), 1.0 / len(values))
+        return values, _uniform_weights(len(values), exact)
 
     def support_counts(self, d: int) -> dict[int, int]:
         """Number of codes in the support by their number of nonzeros: {1: d or 2d}."""
@@ -89,8 +100,8 @@ class FixedCount:
         np.put_along_axis(z, positions, np.broadcast_to(signs, positions.shape), axis=1)
         return z
 
-    def support(self, d: int) -> tuple[np.ndarray, np.ndarray]:
-        """All C(d, k) C(k, k_neg) codes, equally likely."""
+    def support(self, d: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """All C(d, k) C(k, k_neg) codes, equally likely (``Fraction`` weights if ``exact``)."""
         values = []
         for positions in itertools.combinations(range(d), self.k):
             for negatives in itertools.combinations(positions, self.k_neg):
@@ -99,7 +110,7 @@ class FixedCount:
                 z[list(negatives)] = -1.0
                 values.append(z)
         values = np.array(values)
-        return values, np.full(len(values), 1.0 / len(values))
+        return values, _uniform_weights(len(values), exact)
 
     def support_counts(self, d: int) -> dict[int, int]:
         """Number of codes in the support by their number of nonzeros: {k: C(d, k) C(k, k_neg)}."""
@@ -145,11 +156,19 @@ class Bernoulli:
         nonzero = rng.random((n, d)) < self.prob
         return np.where(nonzero, rng.choice((-1.0, 1.0), size=(n, d)), 0.0)
 
-    def support(self, d: int) -> tuple[np.ndarray, np.ndarray]:
-        """All 3^d codes with probability prod_i (prob/2 if z_i != 0 else 1 - prob); zero-weight codes dropped."""
+    def support(self, d: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """All 3^d codes with probability prod_i (prob/2 if z_i != 0 else 1 - prob); zero-weight codes dropped.
+
+        ``exact=True``: the weights as ``Fraction`` objects, ``prob`` taken as the dyadic
+        rational its float is.
+        """
         values = np.array(list(itertools.product((0.0, 1.0, -1.0), repeat=d)))
         nonzeros = np.count_nonzero(values, axis=1)
-        weights = (self.prob / 2) ** nonzeros * (1.0 - self.prob) ** (d - nonzeros)
+        prob = Fraction(self.prob) if exact else self.prob
+        if exact:
+            weights = np.array([(prob / 2) ** j * (1 - prob) ** (d - j) for j in nonzeros.tolist()], dtype=object)
+        else:
+            weights = (prob / 2) ** nonzeros * (1.0 - prob) ** (d - nonzeros)
         keep = weights > 0
         return values[keep], weights[keep]
 

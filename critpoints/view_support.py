@@ -9,6 +9,7 @@ ones. Summing over codes and merging equal pairs gives the exact joint law of th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -34,30 +35,56 @@ def _merge(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndar
     return unique, np.bincount(inverse.ravel(), weights=weights, minlength=len(unique))
 
 
+class ViewPatterns(NamedTuple):
+    """The views of one code z: every mask pattern on its support, with probabilities.
+
+    ``pairs`` (T, 2p) holds (x1, x2) side by side, ``singles`` (S, p) the values of one view;
+    the weights are P(z) P(pattern), floats or ``Fraction`` objects.
+    """
+
+    pairs: np.ndarray
+    pair_weights: np.ndarray
+    singles: np.ndarray
+    single_weights: np.ndarray
+
+
+def view_patterns(setting: "Setting", exact: bool = False) -> Iterator[ViewPatterns]:
+    """For every code z of the latent support, the views D z of every mask pattern.
+
+    Requires M = I and sigma = 0 (then x = z). Equal views of different codes are not
+    merged here. ``exact=True`` gives the probabilities as ``Fraction`` objects (the float
+    parameters taken as the dyadic rationals they are).
+    """
+    codes, code_weights = setting.latent.support(setting.d, exact)
+    for code, code_weight in zip(codes, code_weights):
+        support = np.flatnonzero(code)
+        values = code[support]
+        first, second, mask_weight = setting.augmentation.pair_patterns(len(support), exact)
+        pairs = np.zeros((len(mask_weight), 2 * setting.p))
+        pairs[:, support] = first * values
+        pairs[:, setting.p + support] = second * values
+        single, single_weight = setting.augmentation.single_patterns(len(support), exact)
+        singles = np.zeros((len(single_weight), setting.p))
+        singles[:, support] = single * values
+        # + 0.0 turns -0.0 into 0.0, so that equal views compare equal byte for byte
+        yield ViewPatterns(pairs + 0.0, code_weight * mask_weight, singles + 0.0, code_weight * single_weight)
+
+
 def exact_view_measure(setting: "Setting") -> FiniteMeasure:
     """The exact joint law of (x1, x2), and the law of one view, as a finite measure.
 
     Requires M = I and sigma = 0 (checked by the setting). The anchors and the negatives
     are both the law of one view: with these augmentations x1 and x2 have the same law.
     """
-    codes, code_weights = setting.latent.support(setting.d)
-    pair_points, pair_weights, single_points, single_weights = [], [], [], []
-    for code, code_weight in zip(codes, code_weights):
-        support = np.flatnonzero(code)
-        values = code[support]
-        first, second, mask_weight = setting.augmentation.pair_patterns(len(support))
-        pairs = np.zeros((len(mask_weight), 2 * setting.p))
-        pairs[:, support] = first * values
-        pairs[:, setting.p + support] = second * values
-        pair_points.append(pairs)
-        pair_weights.append(code_weight * mask_weight)
-        single, single_weight = setting.augmentation.single_patterns(len(support))
-        singles = np.zeros((len(single_weight), setting.p))
-        singles[:, support] = single * values
-        single_points.append(singles)
-        single_weights.append(code_weight * single_weight)
-    pairs, pair_weight = _merge(np.concatenate(pair_points), np.concatenate(pair_weights))
-    singles, single_weight = _merge(np.concatenate(single_points), np.concatenate(single_weights))
+    patterns = list(view_patterns(setting))
+    pairs, pair_weight = _merge(
+        np.concatenate([pattern.pairs for pattern in patterns]),
+        np.concatenate([pattern.pair_weights for pattern in patterns]),
+    )
+    singles, single_weight = _merge(
+        np.concatenate([pattern.singles for pattern in patterns]),
+        np.concatenate([pattern.single_weights for pattern in patterns]),
+    )
     return FiniteMeasure(
         x1=pairs[:, : setting.p],
         x2=pairs[:, setting.p :],
