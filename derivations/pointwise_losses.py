@@ -33,13 +33,17 @@ What this script does:
        H_cc = 2 phi_B I + 4 phi_BB c c^T + 2 phi_BC (c r^T + r c^T) + phi_CC r r^T,
        H_rc = phi_C I + 4 phi_AB r c^T + 2 phi_AC r r^T + 2 phi_BC c c^T + phi_CC c r^T;
 
-   and, by the same brute force, the three structural identities the evaluators rely on:
-   the Hessian of log sum_j w_j psi_j (infonce), the chain rule through a linear
-   predictor r = P u (ncl_predictor), and the rank structure of the spectral repulsion
-   <A, B>_F (spectral); plus the piecewise linearity of the symmetric ReLU;
+   and, by the same brute force, the structural identities the evaluators rely on:
+   the Hessian of log sum_j w_j psi_j (infonce), the same repulsion assembled over a
+   pool of views in which a view can be both anchor and negative (the form the infonce
+   kernels use), the chain rule through a linear predictor r = P u (ncl_predictor), and
+   the rank structure of the spectral repulsion <A, B>_F (spectral); plus the piecewise
+   linearity of the symmetric ReLU;
 3. emits ``critpoints/generated/pointwise_kernels.py``: one numba scalar kernel per phi
    returning (phi, phi_A, phi_B, phi_C, phi_AA, phi_AB, phi_AC, phi_BB, phi_BC, phi_CC),
-   and ``derivative_table``, which evaluates a kernel over arrays of couplings.
+   the cosine-based ones written in the inverse norms 1/sqrt(A), 1/sqrt(B) (no division
+   or square root per coupling), and ``derivative_table``, which evaluates a kernel over
+   arrays of couplings.
 
 ``generate()`` is pure and deterministic (every collection is ordered explicitly; sympy's
 printing and common-subexpression elimination are deterministic). Running the script
@@ -66,6 +70,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 A, B, C = sp.symbols("A B C", real=True)
 inv_tau, shift = sp.symbols("inv_tau shift", real=True)
+inv_norm_r, inv_norm_c = sp.symbols("inv_norm_r inv_norm_c", positive=True)
 
 INVARIANTS = (A, B, C)
 SECOND_ORDER = ((A, A), (A, B), (A, C), (B, B), (B, C), (C, C))
@@ -116,6 +121,20 @@ def derivatives(loss: PointwiseLoss) -> tuple[sp.Expr, ...]:
     first = [sp.diff(loss.expr, s) for s in INVARIANTS]
     second = [sp.diff(loss.expr, s, t) for s, t in SECOND_ORDER]
     return tuple(sp.simplify(e) for e in [loss.expr, *first, *second])
+
+
+def emitted_expressions(loss: PointwiseLoss) -> tuple[sp.Expr, ...]:
+    """The derivatives as the kernel computes them.
+
+    For a cosine-based phi (``zero_guard``) they are rewritten in the inverse norms
+    inv_norm_r = 1/sqrt(A), inv_norm_c = 1/sqrt(B), which the evaluators compute once per
+    representation: C/sqrt(A B) = C inv_norm_r inv_norm_c and every power of A and B
+    becomes a product, so a coupling costs no division or square root.
+    """
+    if not loss.zero_guard:
+        return derivatives(loss)
+    norms = {A: 1 / inv_norm_r**2, B: 1 / inv_norm_c**2}
+    return tuple(sp.simplify(sp.powsimp(e.subs(norms), force=True)) for e in derivatives(loss))
 
 
 def value_at_zero_representation(loss: PointwiseLoss) -> sp.Expr:
@@ -243,6 +262,78 @@ def verify_log_sum_exp(rng: random.Random) -> None:
         _assert_close(brute, formula, point, "log-sum-exp Hessian")
 
 
+def verify_repulsion_pool_form(rng: random.Random) -> None:
+    """The log-sum-exp repulsion assembled over a pool of views, as the evaluator does.
+
+    L = sum_a wa log sum_j wn_j psi(f_a, f_j) over views f_1, f_2, f_3 (m = 2), anchors
+    {1, 2} and negatives {2, 3} (view 2 is both). With Phi_X[x, y] = wa wn_j phi_X / Z_a
+    for the coupling of anchor x and negative y (0 elsewhere), Phi^s = Phi + Phi^T and
+    Psi[x, y] = 2 Phi_AC[x, y] + 2 Phi_BC[y, x], the Hessian in (f_1, f_2, f_3) is
+    diag_x(M_x) + B + B^T - sum_a G_a G_a^T / wa with
+
+        M_x = 2 (sum_y Phi_A[x, y] + sum_y Phi_B[y, x]) I + 4 (sum_y Phi_AA[x, y] + sum_y Phi_BB[y, x]) f_x f_x^T
+              + f_x p_x^T + p_x f_x^T + sum_y Phi_CC^s[x, y] f_y f_y^T,   p_x = sum_y Psi[x, y] f_y,
+        B_xy = Phi_C^s/2 I + 2 Phi_AB^s f_x f_y^T + Psi[x, y] f_x f_x^T + Phi_CC^s/2 f_y f_x^T,
+
+    and G_a the gradient of anchor a's couplings (the covariance term of §6).
+    """
+    psi = next(loss for loss in POINTWISE_LOSSES if loss.name == "exp_cosine")
+    m, n_views = 2, 3
+    views = [_vector(f"f{x}_", m) for x in range(n_views)]
+    anchors, negatives = (0, 1), (1, 2)
+    wa = [sp.Rational(2, 5), sp.Rational(3, 5)]
+    wn = [sp.Rational(1, 3), sp.Rational(2, 3)]
+    variables = [v for f in views for v in f]
+
+    def coupling(x: int, y: int) -> dict[str, sp.Expr]:
+        return _invariant_derivatives_at(psi, views[x], views[y])
+
+    partitions = [sum(w * coupling(x, y)["phi"] for w, y in zip(wn, negatives)) for x in anchors]
+    loss = sum(w * sp.log(z) for w, z in zip(wa, partitions))
+    brute = sp.hessian(loss, variables)
+
+    names = ("phi_A", "phi_B", "phi_C", "phi_AA", "phi_AB", "phi_AC", "phi_BB", "phi_BC", "phi_CC")
+    phi = {name: sp.zeros(n_views, n_views) for name in names}
+    gradients = []
+    for a, x in enumerate(anchors):
+        gradient = sp.zeros(m * n_views, 1)
+        for j, y in enumerate(negatives):
+            d = coupling(x, y)
+            weight = wa[a] * wn[j] / partitions[a]
+            for name in names:
+                phi[name][x, y] += weight * d[name]
+            g_r, g_c, *_ = representation_derivatives(d, views[x], views[y])
+            for i in range(m):
+                gradient[m * x + i] += weight * g_r[i]
+                gradient[m * y + i] += weight * g_c[i]
+        gradients.append(gradient)
+    sym = {name: phi[name] + phi[name].T for name in ("phi_C", "phi_AB", "phi_CC")}
+    mixed = 2 * phi["phi_AC"] + 2 * phi["phi_BC"].T
+    eye = sp.eye(m)
+    blocks = [[sp.zeros(m, m) for _ in views] for _ in views]
+    for x, f_x in enumerate(views):
+        p_x = sum((mixed[x, y] * f_y for y, f_y in enumerate(views)), sp.zeros(m, 1))
+        diagonal = 2 * sum(phi["phi_A"][x, y] + phi["phi_B"][y, x] for y in range(n_views))
+        along_own = 4 * sum(phi["phi_AA"][x, y] + phi["phi_BB"][y, x] for y in range(n_views))
+        blocks[x][x] += diagonal * eye + along_own * _outer(f_x, f_x) + _outer(f_x, p_x) + _outer(p_x, f_x)
+        blocks[x][x] += sum((sym["phi_CC"][x, y] * _outer(f_y, f_y) for y, f_y in enumerate(views)), sp.zeros(m, m))
+        for y, f_y in enumerate(views):
+            half = (
+                sym["phi_C"][x, y] / 2 * eye
+                + 2 * sym["phi_AB"][x, y] * _outer(f_x, f_y)
+                + mixed[x, y] * _outer(f_x, f_x)
+                + sym["phi_CC"][x, y] / 2 * _outer(f_y, f_x)
+            )
+            blocks[x][y] += half
+            blocks[y][x] += half.T
+    formula = sp.Matrix(sp.BlockMatrix(blocks))
+    for a, gradient in enumerate(gradients):
+        formula -= gradient * gradient.T / wa[a]
+    for _ in range(2):
+        point = {v: _random_rational(rng) for v in variables} | _constants(rng)
+        _assert_close(brute, formula, point, "log-sum-exp repulsion over a pool of views")
+
+
 def verify_predictor_chain_rule(rng: random.Random) -> None:
     """phi(P u, v): brute-force derivatives in (u, P, v) vs the predictor chain rule.
 
@@ -346,6 +437,7 @@ def verify(sizes: tuple[int, ...] = (1, 2, 3)) -> None:
     for m in sizes:
         verify_invariant_chain_rule(m, rng)
     verify_log_sum_exp(rng)
+    verify_repulsion_pool_form(rng)
     verify_predictor_chain_rule(rng)
     verify_spectral_repulsion(rng)
     verify_symrelu_pieces()
@@ -371,7 +463,7 @@ class _KernelPrinter(PythonCodePrinter):
     def _print_Pow(self, expr, rational=False):
         """Small integer powers as products (no call to pow in the kernels)."""
         base, exponent = expr.as_base_exp()
-        if exponent.is_Integer and 2 <= abs(int(exponent)) <= 4:
+        if exponent.is_Integer and 2 <= abs(int(exponent)) <= 6:
             product = "*".join([self.parenthesize(base, 100)] * abs(int(exponent)))
             return f"({product})" if exponent > 0 else f"(1.0/({product}))"
         return super()._print_Pow(expr, rational=rational)
@@ -382,19 +474,22 @@ def _code(expr: sp.Expr) -> str:
 
 
 def _emit_kernel(loss: PointwiseLoss) -> str:
-    exprs = derivatives(loss)
+    exprs = emitted_expressions(loss)
     temporaries, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols("t"), optimizations="basic")
     lines = [
         "@njit(cache=True)",
-        f"def {loss.name}(A, B, C, inv_tau, shift):",
+        f"def {loss.name}(A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift):",
         f'    """{loss.definition}, with A = r.r, B = c.c, C = r.c.',
         "",
         "    Returns (" + ", ".join(OUTPUT_NAMES) + ").",
     ]
     if loss.zero_guard:
         lines += [
+            "    Computed from inv_norm_r = 1/sqrt(A), inv_norm_c = 1/sqrt(B).",
             "    n(0) = 0: for A <= 0 or B <= 0 the cosine is 0 and every derivative is 0.",
         ]
+    else:
+        lines += ["    inv_norm_r, inv_norm_c are not used."]
     lines += ['    """']
     if loss.zero_guard:
         zero_value = _code(value_at_zero_representation(loss))
@@ -415,14 +510,17 @@ def _emit_kernel(loss: PointwiseLoss) -> str:
 _PRELUDE = '''"""Numba scalar kernels for the pointwise losses of the finite-measure evaluators.
 
 Each kernel takes the invariants of one coupling of representations r, c in R^m,
-A = r.r, B = c.c, C = r.c, and two constants (the inverse temperature ``inv_tau`` and
-the exponent ``shift``; kernels that do not use them ignore them), and returns the
-tuple (phi, phi_A, phi_B, phi_C, phi_AA, phi_AB, phi_AC, phi_BB, phi_BC, phi_CC).
+A = r.r, B = c.c, C = r.c, the inverse norms inv_norm_r = 1/sqrt(A), inv_norm_c =
+1/sqrt(B) (0 for a zero representation; the cosine-based kernels are written in them,
+so that a coupling needs no division or square root), and two constants (the inverse
+temperature ``inv_tau`` and the exponent ``shift``; kernels that do not use them ignore
+them), and returns the tuple (phi, phi_A, phi_B, phi_C, phi_AA, phi_AB, phi_AC, phi_BB,
+phi_BC, phi_CC).
 
-``derivative_table(kind, A, B, C, inv_tau, shift, out)`` evaluates the kernel ``kind``
-over arrays of couplings into ``out`` of shape (n, 10). The derivation, its
-verification and the chain rule to representations and parameters are in
-derivations/pointwise_losses.py and derivations/pointwise_losses.md.
+``derivative_table(kind, A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift, out)``
+evaluates the kernel ``kind`` over arrays of couplings into ``out`` of shape (n, 10).
+The derivation, its verification and the chain rule to representations and parameters
+are in derivations/pointwise_losses.py and derivations/pointwise_losses.md.
 """
 
 import math
@@ -441,8 +539,8 @@ def _emit_table() -> str:
     kinds = ", ".join(f"{loss.name.upper()} ({loss.kind})" for loss in POINTWISE_LOSSES)
     lines = [
         "@njit(cache=True)",
-        "def derivative_table(kind, A, B, C, inv_tau, shift, out):",
-        f'    """out[n] = kernel(A[n], B[n], C[n], inv_tau, shift[n]) for kind in {kinds}."""',
+        "def derivative_table(kind, A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift, out):",
+        f'    """out[n] = kernel(A[n], B[n], C[n], inv_norm_r[n], inv_norm_c[n], inv_tau, shift[n]) for kind in {kinds}."""',
         f"    if kind < 0 or kind > {max(loss.kind for loss in POINTWISE_LOSSES)}:",
         '        raise ValueError("unknown pointwise loss kind")',
         "    for n in range(A.shape[0]):",
@@ -451,7 +549,7 @@ def _emit_table() -> str:
         keyword = "if" if index == 0 else "elif" if index < len(POINTWISE_LOSSES) - 1 else "else"
         condition = f" kind == {loss.name.upper()}" if keyword != "else" else ""
         lines.append(f"        {keyword}{condition}:")
-        lines.append(f"            d = {loss.name}(A[n], B[n], C[n], inv_tau, shift[n])")
+        lines.append(f"            d = {loss.name}(A[n], B[n], C[n], inv_norm_r[n], inv_norm_c[n], inv_tau, shift[n])")
     for t in range(len(OUTPUT_NAMES)):
         lines.append(f"        out[n, {t}] = d[{t}]")
     return "\n".join(lines) + "\n"
@@ -488,13 +586,15 @@ def verify_kernels(module, rng: random.Random | None = None) -> None:
                 shift: sp.Rational(rng.randint(-9, 9), 4),
             }
             point[C] = sp.sqrt(point[A] * point[B]) * sp.Rational(rng.randint(-10, 10), 11)
-            got = kernel(*(float(point[s].evalf(30)) for s in (A, B, C, inv_tau, shift)))
+            point[inv_norm_r], point[inv_norm_c] = 1 / sp.sqrt(point[A]), 1 / sp.sqrt(point[B])
+            arguments = (A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift)
+            got = kernel(*(float(point[s].evalf(30)) for s in arguments))
             for name, value, expr in zip(OUTPUT_NAMES, got, exact):
                 want = float(expr.subs(point).evalf(30))
                 if abs(value - want) > 1e-10 * max(1.0, abs(want)):
                     raise AssertionError(f"emitted {loss.name} {name}: {value} != {want}")
         if loss.zero_guard:
-            got = kernel(0.0, 2.0, 0.5, 1.5, 0.25)
+            got = kernel(0.0, 2.0, 0.5, 0.0, 2.0**-0.5, 1.5, 0.25)
             want = float(value_at_zero_representation(loss).subs({inv_tau: 1.5, shift: 0.25}))
             if abs(got[0] - want) > 1e-14 or any(v != 0.0 for v in got[1:]):
                 raise AssertionError(f"emitted {loss.name}: zero-representation guard")

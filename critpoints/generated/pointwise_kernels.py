@@ -3,14 +3,17 @@
 """Numba scalar kernels for the pointwise losses of the finite-measure evaluators.
 
 Each kernel takes the invariants of one coupling of representations r, c in R^m,
-A = r.r, B = c.c, C = r.c, and two constants (the inverse temperature ``inv_tau`` and
-the exponent ``shift``; kernels that do not use them ignore them), and returns the
-tuple (phi, phi_A, phi_B, phi_C, phi_AA, phi_AB, phi_AC, phi_BB, phi_BC, phi_CC).
+A = r.r, B = c.c, C = r.c, the inverse norms inv_norm_r = 1/sqrt(A), inv_norm_c =
+1/sqrt(B) (0 for a zero representation; the cosine-based kernels are written in them,
+so that a coupling needs no division or square root), and two constants (the inverse
+temperature ``inv_tau`` and the exponent ``shift``; kernels that do not use them ignore
+them), and returns the tuple (phi, phi_A, phi_B, phi_C, phi_AA, phi_AB, phi_AC, phi_BB,
+phi_BC, phi_CC).
 
-``derivative_table(kind, A, B, C, inv_tau, shift, out)`` evaluates the kernel ``kind``
-over arrays of couplings into ``out`` of shape (n, 10). The derivation, its
-verification and the chain rule to representations and parameters are in
-derivations/pointwise_losses.py and derivations/pointwise_losses.md.
+``derivative_table(kind, A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift, out)``
+evaluates the kernel ``kind`` over arrays of couplings into ``out`` of shape (n, 10).
+The derivation, its verification and the chain rule to representations and parameters
+are in derivations/pointwise_losses.py and derivations/pointwise_losses.md.
 """
 
 import math
@@ -27,10 +30,11 @@ EXP_COSINE = 3
 
 
 @njit(cache=True)
-def squared_distance(A, B, C, inv_tau, shift):
+def squared_distance(A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift):
     """phi = A + B - 2 C = ||r - c||^2, with A = r.r, B = c.c, C = r.c.
 
     Returns (phi, phi_A, phi_B, phi_C, phi_AA, phi_AB, phi_AC, phi_BB, phi_BC, phi_CC).
+    inv_norm_r, inv_norm_c are not used.
     """
     return (
         A + B - 2.0*C,  # phi
@@ -47,10 +51,11 @@ def squared_distance(A, B, C, inv_tau, shift):
 
 
 @njit(cache=True)
-def inner_product(A, B, C, inv_tau, shift):
+def inner_product(A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift):
     """phi = C = r.c, with A = r.r, B = c.c, C = r.c.
 
     Returns (phi, phi_A, phi_B, phi_C, phi_AA, phi_AB, phi_AC, phi_BB, phi_BC, phi_CC).
+    inv_norm_r, inv_norm_c are not used.
     """
     return (
         C,  # phi
@@ -67,90 +72,87 @@ def inner_product(A, B, C, inv_tau, shift):
 
 
 @njit(cache=True)
-def cosine(A, B, C, inv_tau, shift):
+def cosine(A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift):
     """phi = C / sqrt(A B) = <n(r), n(c)>, with A = r.r, B = c.c, C = r.c.
 
     Returns (phi, phi_A, phi_B, phi_C, phi_AA, phi_AB, phi_AC, phi_BB, phi_BC, phi_CC).
+    Computed from inv_norm_r = 1/sqrt(A), inv_norm_c = 1/sqrt(B).
     n(0) = 0: for A <= 0 or B <= 0 the cosine is 0 and every derivative is 0.
     """
     if A <= 0.0 or B <= 0.0:
         return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    t0 = 1.0/math.sqrt(A*B)
-    t1 = C*t0
-    t2 = 1.0/A
-    t3 = (0.5)*t1
-    t4 = 1.0/B
-    t5 = (0.75)*t1
-    t6 = (0.5)*t0
+    t0 = inv_norm_c*inv_norm_r
+    t1 = (inv_norm_r*inv_norm_r*inv_norm_r)
+    t2 = (0.5)*inv_norm_c*t1
+    t3 = (inv_norm_c*inv_norm_c*inv_norm_c)
+    t4 = (0.5)*inv_norm_r*t3
+    t5 = (0.75)*C
     return (
-        t1,  # phi
-        -t2*t3,  # phi_A
-        -t3*t4,  # phi_B
+        C*t0,  # phi
+        -C*t2,  # phi_A
+        -C*t4,  # phi_B
         t0,  # phi_C
-        t5/(A*A),  # phi_AA
-        (0.25)*t1*t2*t4,  # phi_AB
-        -t2*t6,  # phi_AC
-        t5/(B*B),  # phi_BB
-        -t4*t6,  # phi_BC
+        inv_norm_c*(inv_norm_r*inv_norm_r*inv_norm_r*inv_norm_r*inv_norm_r)*t5,  # phi_AA
+        (0.25)*C*t1*t3,  # phi_AB
+        -t2,  # phi_AC
+        (inv_norm_c*inv_norm_c*inv_norm_c*inv_norm_c*inv_norm_c)*inv_norm_r*t5,  # phi_BB
+        -t4,  # phi_BC
         0.0,  # phi_CC
     )
 
 
 @njit(cache=True)
-def exp_cosine(A, B, C, inv_tau, shift):
+def exp_cosine(A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift):
     """phi = exp(inv_tau C / sqrt(A B) - shift), with A = r.r, B = c.c, C = r.c.
 
     Returns (phi, phi_A, phi_B, phi_C, phi_AA, phi_AB, phi_AC, phi_BB, phi_BC, phi_CC).
+    Computed from inv_norm_r = 1/sqrt(A), inv_norm_c = 1/sqrt(B).
     n(0) = 0: for A <= 0 or B <= 0 the cosine is 0 and every derivative is 0.
     """
     if A <= 0.0 or B <= 0.0:
         return (math.exp(-shift), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    t0 = A*B
-    t1 = math.sqrt(t0)
-    t2 = inv_tau/t1
-    t3 = C*t2
-    t4 = math.exp(-shift + t3)
-    t5 = 1.0/A
-    t6 = t4*t5
-    t7 = (0.5)*t3
-    t8 = 1.0/B
-    t9 = t4*t8
-    t10 = t2*t4
-    t11 = C*inv_tau*t1
-    t12 = (0.25)*t3
-    t13 = t12*(3.0*t0 + t11)
-    t14 = (1.0/(B*B))
-    t15 = t0 + t11
-    t16 = t15/(A*A)
-    t17 = (0.5)*t10
+    t0 = inv_norm_c*inv_tau
+    t1 = inv_norm_r*t0
+    t2 = C*t1
+    t3 = math.exp(-shift + t2)
+    t4 = (0.5)*t3
+    t5 = C*t4
+    t6 = (inv_norm_r*inv_norm_r*inv_norm_r)
+    t7 = t0*t6
+    t8 = (inv_norm_c*inv_norm_c*inv_norm_c)*inv_tau
+    t9 = inv_norm_r*t8
+    t10 = (0.25)*C*t3
+    t11 = t10*(t2 + 3.0)
+    t12 = t2 + 1.0
+    t13 = t12*t4
     return (
-        t4,  # phi
-        -t6*t7,  # phi_A
-        -t7*t9,  # phi_B
-        t10,  # phi_C
-        t13*t9/(A*A*A),  # phi_AA
-        t12*t14*t16*t4,  # phi_AB
-        -t16*t17*t8,  # phi_AC
-        t13*t6/(B*B*B),  # phi_BB
-        -t14*t15*t17*t5,  # phi_BC
-        (inv_tau*inv_tau)*t6*t8,  # phi_CC
+        t3,  # phi
+        -t5*t7,  # phi_A
+        -t5*t9,  # phi_B
+        t1*t3,  # phi_C
+        (inv_norm_r*inv_norm_r*inv_norm_r*inv_norm_r*inv_norm_r)*t0*t11,  # phi_AA
+        t10*t12*t6*t8,  # phi_AB
+        -t13*t7,  # phi_AC
+        (inv_norm_c*inv_norm_c*inv_norm_c*inv_norm_c*inv_norm_c)*inv_norm_r*inv_tau*t11,  # phi_BB
+        -t13*t9,  # phi_BC
+        (inv_norm_c*inv_norm_c)*(inv_norm_r*inv_norm_r)*(inv_tau*inv_tau)*t3,  # phi_CC
     )
 
 
 @njit(cache=True)
-def derivative_table(kind, A, B, C, inv_tau, shift, out):
-    """out[n] = kernel(A[n], B[n], C[n], inv_tau, shift[n]) for kind in SQUARED_DISTANCE (0), INNER_PRODUCT (1), COSINE (2), EXP_COSINE (3)."""
+def derivative_table(kind, A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift, out):
+    """out[n] = kernel(A[n], B[n], C[n], inv_norm_r[n], inv_norm_c[n], inv_tau, shift[n]) for kind in SQUARED_DISTANCE (0), INNER_PRODUCT (1), COSINE (2), EXP_COSINE (3)."""
     if kind < 0 or kind > 3:
         raise ValueError("unknown pointwise loss kind")
     for n in range(A.shape[0]):
         if kind == SQUARED_DISTANCE:
-            d = squared_distance(A[n], B[n], C[n], inv_tau, shift[n])
+            d = squared_distance(A[n], B[n], C[n], inv_norm_r[n], inv_norm_c[n], inv_tau, shift[n])
         elif kind == INNER_PRODUCT:
-            d = inner_product(A[n], B[n], C[n], inv_tau, shift[n])
+            d = inner_product(A[n], B[n], C[n], inv_norm_r[n], inv_norm_c[n], inv_tau, shift[n])
         elif kind == COSINE:
-            d = cosine(A[n], B[n], C[n], inv_tau, shift[n])
+            d = cosine(A[n], B[n], C[n], inv_norm_r[n], inv_norm_c[n], inv_tau, shift[n])
         else:
-            d = exp_cosine(A[n], B[n], C[n], inv_tau, shift[n])
+            d = exp_cosine(A[n], B[n], C[n], inv_norm_r[n], inv_norm_c[n], inv_tau, shift[n])
         out[n, 0] = d[0]
         out[n, 1] = d[1]
         out[n, 2] = d[2]
