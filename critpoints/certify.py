@@ -100,6 +100,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from . import _validation as check
 from .view_support import view_patterns
 
 if TYPE_CHECKING:
@@ -733,9 +734,10 @@ def enclose_derivatives(loss: "PopulationLoss", theta: np.ndarray) -> tuple[Any,
     Raises
     ------
     ValueError
-        If the setting has no interval model (the reason is the message), or theta is on a kink.
+        If the setting has no interval model (the reason is the message), theta is on a kink,
+        or theta has the wrong length or is not finite.
     """
-    theta = np.asarray(theta, dtype=np.float64)
+    theta = loss.layout.check(theta)
     model = _derivative_model(loss, theta)
     if isinstance(model, str):
         raise ValueError(model)
@@ -798,8 +800,18 @@ def certify_point(
     -------
     Certificate
         See the module docstring for the system, the Krawczyk test and the inertia test.
+
+    Raises
+    ------
+    ValueError
+        For a ``theta`` of the wrong length or not finite, ``max_radius <= 0``, or a
+        ``degeneracy_tolerance`` outside (0, 1).
     """
-    theta0 = np.asarray(theta, dtype=np.float64).copy()
+    theta0 = loss.layout.check(theta).copy()
+    max_radius = check.real("max_radius", max_radius, low=0.0, low_open=True)
+    degeneracy_tolerance = check.real(
+        "degeneracy_tolerance", degeneracy_tolerance, low=0.0, high=1.0, low_open=True, high_open=True
+    )
     model = _derivative_model(loss, theta0)
     if isinstance(model, str):
         return Certificate(False, model)

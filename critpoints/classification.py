@@ -85,7 +85,29 @@ def classify_spectrum(
     is_gradient: bool,
     tolerance: float = DEFAULT_EIGENVALUE_TOLERANCE,
 ) -> SpectrumClass:
-    """Classify the Hessian (or field Jacobian) restricted to the symmetry complement."""
+    """Classify the Hessian (or field Jacobian) restricted to the symmetry complement.
+
+    Parameters
+    ----------
+    matrix_in_basis : ndarray, shape (dim, dim)
+        The Riemannian Hessian (field Jacobian) in an orthonormal tangent basis.
+    complement : ndarray, shape (dim, dim - r)
+        Orthonormal basis of the complement of the symmetry generators
+        (:func:`symmetry_complement`).
+    symmetry_modes : int
+        r, the number of removed directions.
+    is_gradient : bool
+        Symmetric Hessian (eigenvalues) or field Jacobian (real parts of eigenvalues).
+    tolerance : float
+        Eigenvalues within ``tolerance * max(1, max |lambda(matrix_in_basis)|)`` of zero
+        count as zero.
+
+    Returns
+    -------
+    SpectrumClass
+        Kind, index and spectrum of ``C = complement^T matrix_in_basis complement`` as in
+        the module docstring.
+    """
     reduced = complement.T @ matrix_in_basis @ complement
     if is_gradient:
         eigenvalues = np.linalg.eigvalsh(0.5 * (reduced + reduced.T)) if reduced.size else np.zeros(0)

@@ -54,8 +54,11 @@ class LossSystem:
         return self.loss.hessian(theta) if self.is_gradient else self.loss.jacobian(theta)
 
     def null_directions(self, theta: np.ndarray) -> np.ndarray:
-        """The generators of the loss's continuous symmetries at theta (the solver steps
-        orthogonally to them)."""
+        """The generators of the loss's continuous symmetries at theta, shape (n, k).
+
+        Column j is the tangent d/dt g_j(t) theta at t = 0 of a one-parameter symmetry
+        group g_j (O(m) rotations, rescalings); the solver steps orthogonally to them.
+        """
         return self.loss.symmetry_generators(theta)
 
 

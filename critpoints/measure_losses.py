@@ -52,6 +52,9 @@ from .finite_measure import FiniteMeasure
 from .parameters import ParameterLayout
 from .generated import pointwise_kernels as kernels
 
+#: The public interface; the numba kernels of the stages below are its implementation.
+__all__ = ["MeasureEvaluator", "accumulation_index", "internal_index", "symrelu_piece"]
+
 FAMILIES = ("spectral", "infonce", "ncl_squared", "ncl_cosine", "ncl_predictor")
 ENCODERS = ("linear", "symrelu")
 TWO_ENCODER_FAMILIES = ("ncl_squared", "ncl_cosine", "ncl_predictor")
@@ -76,6 +79,7 @@ class Slots(NamedTuple):
 
     @classmethod
     def of_views(cls, views: np.ndarray, trainable_bias: bool) -> "Slots":
+        """The slots of each row of ``views`` (V, p): its nonzero coordinates, then the bias."""
         nonzero = views != 0
         with_bias = np.any(nonzero, axis=1) & trainable_bias
         occupied = np.concatenate([nonzero, with_bias[:, None]], axis=1)
@@ -169,15 +173,14 @@ class Couplings(NamedTuple):
     """Couplings (row position, column position, weight), sorted by row then column.
 
     Positions index the distinct row views and column views of the term. The couplings of
-    row r are ``row_ptr[r]:row_ptr[r+1]`` (``row_order`` is the identity, for symmetry
-    with the columns); those of column c are ``col_order[col_ptr[c]:col_ptr[c+1]]``.
+    row r are ``row_ptr[r]:row_ptr[r+1]``; those of column c are
+    ``col_order[col_ptr[c]:col_ptr[c+1]]``.
     """
 
     rows: np.ndarray
     cols: np.ndarray
     weight: np.ndarray
     row_ptr: np.ndarray
-    row_order: np.ndarray
     col_ptr: np.ndarray
     col_order: np.ndarray
 
@@ -194,8 +197,7 @@ class Couplings(NamedTuple):
         row_ptr = np.searchsorted(rows, np.arange(n_rows + 1)).astype(np.int64)
         col_order = np.argsort(cols, kind="stable").astype(np.int64)
         col_ptr = np.searchsorted(cols[col_order], np.arange(n_cols + 1)).astype(np.int64)
-        row_order = np.arange(len(rows), dtype=np.int64)
-        return cls(rows.astype(np.int64), cols.astype(np.int64), merged, row_ptr, row_order, col_ptr, col_order)
+        return cls(rows.astype(np.int64), cols.astype(np.int64), merged, row_ptr, col_ptr, col_order)
 
     def transposed(self) -> "Couplings":
         """The same couplings with rows and columns exchanged."""
@@ -575,6 +577,7 @@ class ViewPool(NamedTuple):
 
     @classmethod
     def of(cls, anchor_views: np.ndarray, negative_views: np.ndarray) -> "ViewPool":
+        """The pool of the anchors' and negatives' view indices, each distinct view once."""
         views, inverse = np.unique(np.concatenate([anchor_views, negative_views]), return_inverse=True)
         inverse = inverse.ravel().astype(np.int64)
         return cls(views.astype(np.int64), inverse[: len(anchor_views)], inverse[len(anchor_views):])
@@ -1138,6 +1141,7 @@ class Support(NamedTuple):
 
     @classmethod
     def from_measure(cls, measure: FiniteMeasure, trainable_bias: bool) -> "Support":
+        """The distinct views of ``measure``, their slots and the merged couplings."""
         parts = (measure.x1, measure.x2, measure.anchor, measure.negative)
         views, inverse = np.unique(np.concatenate(parts), axis=0, return_inverse=True)
         inverse = inverse.ravel()
@@ -1239,9 +1243,11 @@ class Accumulator:
         self.view_self = np.zeros((n_encoders, n_views if order >= 2 else 0, m, m))
 
     def encoder_slice(self, encoder: int) -> slice:
+        """Where the entries (w_i, b_i) of encoder ``encoder`` (0 online, 1 target) lie."""
         return slice(encoder * self.q * self.m, (encoder + 1) * self.q * self.m)
 
     def predictor_slice(self) -> slice:
+        """Where the entries of P lie."""
         return slice(self.predictor_block * self.m, self.n)
 
     def finish(self, slots: Slots, view_jac: list[np.ndarray], order: int) -> "Accumulator":

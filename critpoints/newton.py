@@ -20,7 +20,7 @@ At the iterate ``theta`` with orthonormal tangent basis ``B`` (``n x dim``):
 2. quotient: if the system names null directions ``N`` (generators of continuous
    symmetries, whose orbits make ``A`` singular at every solution), the quotient Jacobian
    ``A_q = A + c N N^T`` (:func:`_lift_null_directions`), whose solve steps orthogonally to
-   the orbits; ``A_q = A`` otherwise. Steps along an orbit do not reduce the residual, and
+   the orbits (exactly for gradient systems; for fields near a zero); ``A_q = A`` otherwise. Steps along an orbit do not reduce the residual, and
    near a solution ``A`` has eigenvalues of the size of the residual in those directions:
    inverting them gave long, curved steps that the line search cut, and runs that crept;
 3. Newton step ``s = -A_q^{-1} rho`` by LU when ``A_q`` is well conditioned (reciprocal
@@ -31,8 +31,8 @@ At the iterate ``theta`` with orthonormal tangent basis ``B`` (``n x dim``):
 4. backtracking (Armijo) line search on the merit ``phi = 1/2 ||r||^2`` along the retraction
    curve ``alpha -> R_theta(alpha B s)``;
 5. if the Newton direction gives no decrease, a Levenberg-Marquardt fallback: damped
-   Gauss-Newton steps ``(A_q^T A_q + lambda I) s = -A_q^T rho`` on the same merit, for
-   increasing ``lambda``;
+   Gauss-Newton steps ``(A^T A + lambda I) s = -A^T rho`` on the same merit, for increasing
+   ``lambda``;
 6. stall test: when ``A_q`` is numerically singular and the part of the residual that the
    linearisation can remove, ``||P_range(A_q) rho||``, is already below the tolerance, or
    when no trial step decreases the merit, the run stops.
@@ -123,7 +123,7 @@ class Status(StrEnum):
         ``||r(theta)|| <= tol * scale``: a stationary point (SPEC section 6).
     GRADIENT_FLAT
         The run stalled (no trial step decreases the merit, or the residual lies in the
-        numerical null space of the Jacobian up to the tolerance) while
+        numerical null space of the quotient Jacobian ``A_q`` up to the tolerance) while
         ``tol * scale < ||r|| <= flat_tol * scale``: a small but non-vanishing gradient
         on a flat region. Never counted as a stationary point.
     STALLED
@@ -241,10 +241,7 @@ class NewtonOptions:
         quotient Hessian ``A_q`` with ``|lambda|`` floored at ``delta = 1e-3 max |lambda|``,
         with an Armijo search on the loss itself. They descend L (away from saddles) until
         ``A_q`` is positive definite, where plain Newton takes over and converges to the
-        minimum. (A cheaper shifted-Cholesky descent, ``-(A_q + tau I)^{-1} rho``, was
-        three times faster here but reached fewer distinct minima: with a shift near
-        ``-lambda_min`` its steps follow the most negative curvature far out, while the
-        saddle-free steps keep to the basins of the gradient flow.) Newton alone converges to whichever stationary point's basin of
+        minimum. Newton alone converges to whichever stationary point's basin of
         attraction holds the start, mostly saddles; descending first makes the minima
         reachable. The final status is always that of the Newton phase.
 
@@ -403,6 +400,8 @@ def _direct_solution(matrix: np.ndarray, rhs: np.ndarray, min_rcond: float) -> n
     Numerically singular: LAPACK's estimate of the reciprocal condition number in the
     1-norm (``dgecon``) is below ``min_rcond``, or not finite.
     """
+    if matrix.shape[0] == 0:
+        return np.zeros(0)
     lu, pivots, info = scipy.linalg.lapack.dgetrf(matrix)
     if info != 0:
         return None
@@ -416,14 +415,19 @@ def _direct_solution(matrix: np.ndarray, rhs: np.ndarray, min_rcond: float) -> n
 def _lift_null_directions(matrix: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """The quotient Jacobian ``A_q = A + c N N^T`` for known null directions ``N``.
 
-    If ``A N = 0`` and ``N^T rho = 0`` (true at a solution for symmetry generators, whose
-    span the residual is orthogonal to everywhere), the solution of ``A_q s = -rho`` is
-    orthogonal to ``N`` and is the Newton step in the complement of ``N``; ``A_q`` is
-    invertible exactly when ``A`` is on that complement (for a non-symmetric ``A`` with
-    ``A N = 0``, ``A_q`` is block triangular in the basis ``[N, complement]``). Away from
-    solutions ``A N`` is of the order of the residual and the step is a Newton step
-    with the orbit directions damped. ``c = ||A||_F / ||N||_F^2`` puts the lifted
-    eigenvalues on the scale of ``A``'s.
+    Gradient systems: at a solution ``A N = 0``, and the residual is orthogonal to the
+    generators of a symmetry everywhere (``N^T rho = 0``); then the solution of
+    ``A_q s = -rho`` is orthogonal to ``N`` and is the Newton step in the complement of
+    ``N``, and ``A_q`` is invertible exactly when ``A`` is on that complement. Fields: at a
+    zero ``A N = 0`` and ``A`` is block triangular ``[[0, X], [0, C]]`` in the basis
+    ``[N, complement]``, so ``A_q`` is invertible exactly when ``C`` is; the step is
+    orthogonal to ``N`` and solves ``A s = -rho`` when ``rho`` lies in the range of ``A``
+    (as it does to first order near a zero), otherwise it is the Newton step of the
+    complement's equations. Away from solutions ``A N`` is of the order of the residual
+    and the step is a Newton step with the orbit directions damped.
+    ``c = ||A||_F / ||N||_F^2`` puts the lifted eigenvalues on the scale of ``A``'s (the
+    raw generators are used, not an orthonormal basis of their span: a QR per iteration
+    would cost more than the solve).
     """
     size = float(np.sum(directions * directions))
     if size == 0.0:
@@ -542,6 +546,11 @@ class _Solver:
         quotient = reduced
         if self.null_directions is not None:
             directions = np.asarray(self.null_directions(point.theta), dtype=np.float64)
+            if directions.ndim != 2 or directions.shape[0] != self.manifold.n:
+                raise ValueError(
+                    f"null_directions(theta) must return an array of shape ({self.manifold.n}, k) "
+                    f"(one tangent vector per column), got shape {directions.shape}"
+                )
             if directions.size:
                 reduced_directions = directions if basis is None else basis.T @ directions
                 quotient = _lift_null_directions(reduced, reduced_directions)
@@ -626,12 +635,13 @@ class _Solver:
         """Damped Gauss-Newton trials on ``1/2 ||G||^2`` for increasing damping.
 
         With ``G = mu r`` the reduced Jacobian of ``G / mu`` is ``A_hat = A + rho w^T``
-        (``w = B^T grad log mu``), and the damped step solves
-        ``(A_hat^T A_hat + lambda I) s = -A_hat^T rho``.
+        (``w = B^T grad log mu``; ``A_hat = A`` without deflation), and the damped step
+        solves ``(A_hat^T A_hat + lambda I) s = -A_hat^T rho``: as ``lambda`` grows it turns
+        into steepest descent on the merit itself.
         """
         options = self.options
         if self.deflation is None:
-            factors = lin.factors
+            factors = _factorise(lin.jacobian, self.system.is_gradient, options.rcond)
         else:
             deflated = lin.jacobian + np.outer(lin.rho, lin.grad_log_mu)
             factors = _factorise(deflated, False, options.rcond)
@@ -711,6 +721,10 @@ class _Solver:
 
         See ``NewtonOptions.descent_iterations``. Returns the last accepted iterate.
         """
+        # The eigendecomposition per step is the cost of this phase. A shifted Cholesky
+        # step -(A_q + tau I)^{-1} rho was three times cheaper but reached fewer distinct
+        # minima: with tau near -lambda_min it follows the most negative curvature far out,
+        # while saddle-free steps stay closer to the basins of the gradient flow.
         options = self.options
         value = _safe_value(self.system, theta)
         for _ in range(options.descent_iterations):

@@ -67,7 +67,7 @@ class ParameterLayout:
     @property
     def size(self) -> int:
         """Length n of theta."""
-        return next(reversed(self._slices.values())).stop
+        return max((block.stop for block in self._slices.values()), default=0)
 
     def slice(self, name: str) -> slice:
         """Where block ``name`` lives in theta."""

@@ -54,7 +54,16 @@ def view_patterns(setting: "Setting", exact: bool = False) -> Iterator[ViewPatte
     Requires M = I and sigma = 0 (then x = z). Equal views of different codes are not
     merged here. ``exact=True`` gives the probabilities as ``Fraction`` objects (the float
     parameters taken as the dyadic rationals they are).
+
+    Raises
+    ------
+    ValueError
+        If the setting's noise is not 0 or its dictionary is not the identity.
     """
+    if setting.noise != 0:
+        raise ValueError(f"the finite view law needs noise=0, got noise={setting.noise}")
+    if not setting.dictionary.is_identity(setting.p, setting.d):
+        raise ValueError("the finite view law needs the identity dictionary (p = d, M = I)")
     codes, code_weights = setting.latent.support(setting.d, exact)
     for code, code_weight in zip(codes, code_weights):
         support = np.flatnonzero(code)
@@ -73,7 +82,7 @@ def view_patterns(setting: "Setting", exact: bool = False) -> Iterator[ViewPatte
 def exact_view_measure(setting: "Setting") -> FiniteMeasure:
     """The exact joint law of (x1, x2), and the law of one view, as a finite measure.
 
-    Requires M = I and sigma = 0 (checked by the setting). The anchors and the negatives
+    Requires M = I and sigma = 0 (a ValueError otherwise). The anchors and the negatives
     are both the law of one view: with these augmentations x1 and x2 have the same law.
     """
     patterns = list(view_patterns(setting))

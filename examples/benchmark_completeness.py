@@ -9,7 +9,7 @@ Run from the repository root after installing the package with the ``certify`` e
 The default cases take about 25 minutes on one core, mostly the two largest homotopy solves
 (ncl_squared m=2 p=3, 1,296 paths in adaptive precision: about 9 minutes; spectral m=2 p=4,
 26,244 paths in double precision: about 14 minutes). With ``--records DIR`` Bertini keeps its
-path records there, and a rerun of the same case resumes from them.
+path records in DIR/<case>, and a rerun of the same case resumes from them.
 
 Settings: linear encoders with the closed-form loss and the unit-row constraint, where the
 critical points on the sphere product are isolated (unit rows break O(m)); the remaining
@@ -27,8 +27,10 @@ For each setting the critical points are the solutions of the polynomial Lagrang
 
     grad L(theta) - sum_s lambda_s E_s theta = 0,     |theta_s|^2 = 1   (one per row),
 
-in the unknowns (theta, lambda). Its coefficients are the float64 view moments, converted
-exactly to rationals, so every method solves the same system.
+in the unknowns (theta, lambda). Its coefficients are the float64 view moments as
+rationals: the small-denominator rational each one rounds (within 1e-15 relative, so the
+rational-dictionary cases get their exact rational moments), else its exact binary value.
+The engine solves the float system, which differs from it by that rounding.
 
 Homotopy (Bertini 2)
 --------------------
@@ -63,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -448,16 +451,22 @@ def main() -> None:
     parser.add_argument("--groebner", action="store_true", help="exact Groebner count (rational p = 2 cases only)")
     parser.add_argument("--mptype", default=None, choices=("adaptive", "double", "multiple"),
                         help="Bertini's precision model (default: per case)")
-    parser.add_argument("--records", default=None, help="Bertini records directory (a rerun resumes from it)")
+    parser.add_argument("--records", default=None,
+                        help="directory for Bertini's path records, one subdirectory per case (a rerun resumes)")
     args = parser.parse_args()
+    names = args.cases.split(",")
+    unknown = [name for name in names if name not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     header = " ".join(f"{name:>{width}}" if k else f"{name:{width}}" for k, (name, width, _) in enumerate(COLUMNS))
     print(header)
     print("-" * len(header), flush=True)
-    for name in args.cases.split(","):
+    for name in names:
         case = CASES[name]
         exact = args.groebner and case.p <= 2 and case.dictionary_seed is None
         restarts, mptype = args.restarts or case.restarts, args.mptype or case.mptype
-        row = run_case(case, restarts, args.seed, exact, mptype, args.records)
+        records = None if args.records is None else os.path.join(args.records, name)
+        row = run_case(case, restarts, args.seed, exact, mptype, records)
         if "homotopy_error" in row:
             print(f"{row['case']:20} homotopy failed: {row['homotopy_error']}", flush=True)
             continue

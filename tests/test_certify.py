@@ -317,6 +317,21 @@ def test_interval_model_refuses_a_point_on_a_kink():
         enclose_derivatives(loss, np.concatenate([row, [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
 
 
+def test_bad_arguments_are_value_errors_naming_them():
+    loss = cp.population_loss(claim3_setting())
+    good = np.eye(3).ravel()
+    with pytest.raises(ValueError, match="theta must be a vector of length 9"):
+        certify_point(loss, good[:5])
+    with pytest.raises(ValueError, match="theta must have finite entries"):
+        enclose_derivatives(loss, np.full(9, np.nan))
+    with pytest.raises(ValueError, match="max_radius"):
+        certify_point(loss, good, max_radius=-1.0)
+    with pytest.raises(ValueError, match="degeneracy_tolerance"):
+        certify_point(loss, good, degeneracy_tolerance=2.0)
+    with pytest.raises(ValueError, match="identity dictionary"):
+        exact_view_law(cp.Setting(p=3, d=3, m=2, loss="spectral", dictionary=("random", 1)))
+
+
 # ------------------------------------------------------------------ cosine losses, trainable bias
 
 CERTIFIED_SETTINGS = {
