@@ -11,7 +11,9 @@ independent masks q = 0.5, it prints the time of one gradient + Hessian evaluati
 package's kernels and by autograd on the same function (vectorised numpy over the same merged
 support), their ratio, and the time just to write the Hessian's n x n entries to memory. All
 three are measured in the same run (best of several repeats), so the ratios hold on a busy
-machine. The kernels' results are checked against autograd's before timing.
+machine. The kernels' results are checked against autograd's before timing. Everything runs
+with BLAS limited to one thread, as in the engine's worker processes (the numba kernels are
+serial; a second BLAS thread only slowed the small dense products of both sides).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 import autograd.numpy as anp
 import numpy as np
 from autograd import grad, hessian
+from threadpoolctl import threadpool_limits
 from numba import njit
 
 import critpoints
@@ -138,7 +141,8 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for label, setting, reference, repeats in cases:
-        row = benchmark(label, setting, reference, repeats)
+        with threadpool_limits(1):
+            row = benchmark(label, setting, reference, repeats)
         print(f"{row['label']:<58} {row['n']:>4} {row['ours'] * 1e3:>8.3f}ms {row['autograd'] * 1e3:>8.1f}ms "
               f"{row['autograd'] / row['ours']:>8.0f}x {row['write'] * 1e6:>9.1f}us {row['ours'] / row['write']:>7.1f}x")
     print("\nkernels: one gradient + Hessian evaluation (PopulationLoss.euclidean_gradient_and_hessian);")
