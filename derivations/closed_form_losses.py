@@ -758,6 +758,45 @@ def _emit_gradient(loss: Loss) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _block_terms(em, block, counter: int) -> tuple[list[str], list[str], list[str], list[str], int]:
+    """The code of one Hessian block's terms, for an emitter with ``poly`` and ``product``.
+
+    Returns ``(scalars_ij, scalars_ja, summands, diagonal, counter)``: assignments made per
+    neuron pair (i, j) and per (j, a), the summands of entry ((i, a), (j, b)), the terms
+    present only when i = j (Kronecker terms with an identity factor), and the next free
+    counter for temporary names.
+    """
+    scalars_ij, scalars_ja, summands, diagonal = [], [], [], []
+    for left, right in block.kron:
+        kname = em.poly(right, f"K{counter}")
+        counter += 1
+        if left:
+            s = f"s{len(scalars_ij)}"
+            scalars_ij.append(f"{s} = {em.product(left)}[i, j]")
+            summands.append(f"{s} * {kname}[a, b]")
+        else:
+            diagonal.append(f"{kname}[a, b]")
+    for left, right in block.swap:
+        yname = em.poly(right, f"Y{counter}")
+        counter += 1
+        y = f"y{len(scalars_ja)}"
+        scalars_ja.append(f"{y} = {yname}[j, a]")
+        summands.append(f"{em.product(left)}[i, b] * {y}")
+    return scalars_ij, scalars_ja, summands, diagonal, counter
+
+
+def _block_loop_head(block, r0: int, c0: int, scalars_ij: list[str]) -> list[str]:
+    """The loops over the neuron pair (i, j) of a Hessian block, with its offsets."""
+    return [
+        f"    # block ({block.row}, {block.col})",
+        "    for i in range(m):",
+        f"        r_i = {_offset(r0, 'i')}",
+        "        for j in range(m):",
+        f"            c_j = {_offset(c0, 'j')}",
+        *[f"            {s}" for s in scalars_ij],
+    ]
+
+
 def _emit_hessian(loss: Loss) -> str:
     em = _Emitter()
     names = [prm.name for prm in loss.params]
@@ -766,30 +805,8 @@ def _emit_hessian(loss: Loss) -> str:
     for block in hessian(loss):
         r0 = names.index(block.row)
         c0 = names.index(block.col)
-        scalars_ij, scalars_ja, summands, diagonal = [], [], [], []
-        for left, right in block.kron:
-            kname = em.poly(right, f"K{counter}")
-            counter += 1
-            if left:
-                s = f"s{len(scalars_ij)}"
-                scalars_ij.append(f"{s} = {em.product(left)}[i, j]")
-                summands.append(f"{s} * {kname}[a, b]")
-            else:
-                diagonal.append(f"{kname}[a, b]")
-        for left, right in block.swap:
-            yname = em.poly(right, f"Y{counter}")
-            counter += 1
-            y = f"y{len(scalars_ja)}"
-            scalars_ja.append(f"{y} = {yname}[j, a]")
-            summands.append(f"{em.product(left)}[i, b] * {y}")
-        loop = [
-            f"    # block ({block.row}, {block.col})",
-            "    for i in range(m):",
-            f"        r_i = {_offset(r0, 'i')}",
-            "        for j in range(m):",
-            f"            c_j = {_offset(c0, 'j')}",
-            *[f"            {s}" for s in scalars_ij],
-        ]
+        scalars_ij, scalars_ja, summands, diagonal, counter = _block_terms(em, block, counter)
+        loop = _block_loop_head(block, r0, c0, scalars_ij)
 
         def inner(terms: list[str], depth: int) -> list[str]:
             pad = " " * depth

@@ -234,11 +234,6 @@ class _MatrixEmitter:
         return target
 
 
-def _offset(block_index: int, index: str) -> str:
-    """Start of row ``index`` of parameter block ``block_index`` in the flat vector."""
-    return f"{index} * p" if block_index == 0 else f"{_size(block_index)} + {index} * p"
-
-
 def _size(count: int) -> str:
     """``count`` blocks of n_w = m p entries."""
     return "n_w" if count == 1 else f"{count} * n_w"
@@ -264,7 +259,7 @@ def _emit_closed_form_gradient(loss: cf.Loss) -> str:
         tail += [
             "    for i in range(m):",
             "        for a in range(p):",
-            f"            out[{_offset(k, 'i')} + a, 0] = {target}[i, a]",
+            f"            out[{cf._offset(k, 'i')} + a, 0] = {target}[i, a]",
         ]
     return "\n".join(lines + em.lines + tail + ["    return out"]) + "\n"
 
@@ -276,22 +271,7 @@ def _emit_closed_form_hessian(loss: cf.Loss) -> str:
     counter = 0
     for block in cf.hessian(loss):
         r0, c0 = names.index(block.row), names.index(block.col)
-        scalars_ij, scalars_ja, summands, diagonal = [], [], [], []
-        for left, right in block.kron:
-            kname = em.poly(right, f"K{counter}")
-            counter += 1
-            if left:
-                s = f"s{len(scalars_ij)}"
-                scalars_ij.append(f"{s} = {em.product(left)}[i, j]")
-                summands.append(f"{s} * {kname}[a, b]")
-            else:
-                diagonal.append(f"{kname}[a, b]")
-        for left, right in block.swap:
-            yname = em.poly(right, f"Y{counter}")
-            counter += 1
-            y = f"y{len(scalars_ja)}"
-            scalars_ja.append(f"{y} = {yname}[j, a]")
-            summands.append(f"{em.product(left)}[i, b] * {y}")
+        scalars_ij, scalars_ja, summands, diagonal, counter = cf._block_terms(em, block, counter)
         if not summands and not diagonal:
             continue
 
@@ -304,14 +284,7 @@ def _emit_closed_form_hessian(loss: cf.Loss) -> str:
                 f"{pad}        H[r_i + a, c_j + b] = {' + '.join(terms)}",
             ]
 
-        loop = [
-            f"    # block ({block.row}, {block.col})",
-            "    for i in range(m):",
-            f"        r_i = {_offset(r0, 'i')}",
-            "        for j in range(m):",
-            f"            c_j = {_offset(c0, 'j')}",
-            *[f"            {s}" for s in scalars_ij],
-        ]
+        loop = cf._block_loop_head(block, r0, c0, scalars_ij)
         if diagonal:
             loop += ["            if i == j:", *inner(diagonal + summands, 16)]
             if summands:
