@@ -628,10 +628,6 @@ def main() -> None:
     _check_emitted(files)
     print("emitted kernels verified against sympy")
     root = Path(__file__).resolve().parent.parent
-    package_init = root / "critpoints" / "generated" / "__init__.py"
-    package_init.parent.mkdir(parents=True, exist_ok=True)
-    if not package_init.exists():
-        package_init.write_text('"""Evaluator modules generated from the sympy derivations in derivations/."""\n')
     for rel, text in files.items():
         (root / rel).write_text(text)
         print(f"wrote {rel}")
