@@ -568,7 +568,8 @@ class _MeasureModel:
         self.identity = np.zeros(self.m, bool) if self.trainable else (setting.encoder == "linear") | (fixed == 0.0)
         self.inv_tau = 1 / _ball(spec.temperature) if spec.name == "infonce" else _ball(1.0)
         self.couplings, self.partitions = self._terms(spec, law)
-        self.keys = sorted({c.row for c in self._all_couplings()} | {c.col for c in self._all_couplings()})
+        every = self._all_couplings()
+        self.keys = sorted({c.row for c in every} | {c.col for c in every})
         self.pattern = self._pattern(np.asarray(theta0, dtype=np.float64))
 
     def _all_couplings(self) -> list[_Coupling]:

@@ -64,7 +64,7 @@ class ParameterLayout:
             start = stop
         return slices
 
-    @property
+    @cached_property
     def size(self) -> int:
         """Length n of theta."""
         return max((block.stop for block in self._slices.values()), default=0)
