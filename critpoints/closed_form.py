@@ -28,8 +28,10 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
+from numba import njit
 
 from critpoints.generated import closed_form_kernels as _kernels
+from critpoints.symmetries import rotation_generators
 
 FAMILIES: tuple[str, ...] = ("spectral", "ncl_squared")
 """Loss families with a closed-form population loss for linear encoders."""
@@ -226,7 +228,64 @@ class ClosedFormEvaluator:
         """
         return self._hessian(*self._args(theta))
 
+    @property
+    def flat_data(self) -> tuple:
+        """``((C11, C12, C22, Cneg), blocks)``: the data of :func:`flat_value`,
+        :func:`flat_gradient` and :func:`flat_hessian` for this evaluator."""
+        return (self.C11, self.C12, self.C22, self.Cneg), _BLOCKS[self.family]
+
     def value_gradient_hessian(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """``(value(theta), gradient(theta), hessian(theta))`` with one validation of theta."""
         args = self._args(theta)
         return float(self._value(*args)), self._gradient(*args), self._hessian(*args)
+
+
+# ---------------------------------------------------------------------------- flat kernels
+#
+# The same losses as functions of the flat theta, for callers that stay compiled
+# (critpoints.compiled_newton). ``data = ((C11, C12, C22, Cneg), blocks)`` with ``blocks``
+# 1 for ``spectral`` (theta = vec(W)) and 2 for ``ncl_squared`` (theta = (vec(W), vec(W_t))).
+
+
+@njit(cache=True)
+def _flat_blocks(theta, p, blocks):
+    """(W, W_t) as (m, p) views of theta (W_t = W for one block); m = len(theta) / (blocks p)."""
+    m = theta.size // (blocks * p)
+    return theta[: m * p].reshape(m, p), theta[(blocks - 1) * m * p :].reshape(m, p)
+
+
+@njit(cache=True)
+def flat_value(theta, data):
+    """``L(theta)`` of the family given by ``data`` (see above)."""
+    (C11, C12, C22, Cneg), blocks = data
+    W, W_t = _flat_blocks(theta, C11.shape[0], blocks)
+    if blocks == 2:
+        return _kernels.ncl_squared_value(W, W_t, C11, C12, C22, Cneg)
+    return _kernels.spectral_value(W, C11, C12, C22, Cneg)
+
+
+@njit(cache=True)
+def flat_gradient(theta, data):
+    """``nabla L(theta)`` of the family given by ``data``."""
+    (C11, C12, C22, Cneg), blocks = data
+    W, W_t = _flat_blocks(theta, C11.shape[0], blocks)
+    if blocks == 2:
+        return _kernels.ncl_squared_gradient(W, W_t, C11, C12, C22, Cneg)
+    return _kernels.spectral_gradient(W, C11, C12, C22, Cneg)
+
+
+@njit(cache=True)
+def flat_hessian(theta, data):
+    """``nabla^2 L(theta)`` of the family given by ``data``."""
+    (C11, C12, C22, Cneg), blocks = data
+    W, W_t = _flat_blocks(theta, C11.shape[0], blocks)
+    if blocks == 2:
+        return _kernels.ncl_squared_hessian(W, W_t, C11, C12, C22, Cneg)
+    return _kernels.spectral_hessian(W, C11, C12, C22, Cneg)
+
+
+@njit(cache=True)
+def flat_rotation_generators(theta, data):
+    """The generators of the losses' O(m) invariance (W -> Q W, W_t -> Q W_t) at theta."""
+    (C11, _, _, _), blocks = data
+    return rotation_generators(theta, theta.size // (blocks * C11.shape[0]), blocks)

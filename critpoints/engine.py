@@ -15,12 +15,15 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from numba import njit
 from threadpoolctl import threadpool_limits
 
 from . import _validation as check
 from .classification import DEFAULT_EIGENVALUE_TOLERANCE, SpectrumClass, classify_spectrum, symmetry_complement
 from .initialization import initial_points
 from .labels import DEFAULT_TAU_GOOD, label_point
+from .closed_form import flat_gradient, flat_hessian, flat_rotation_generators, flat_value
+from .compiled_newton import CompiledKernels, run_all
 from .newton import NewtonOptions, Status
 from .orbits import canonical_point, orbit_key, same_orbit
 from .population_loss import PopulationLoss, population_loss
@@ -40,6 +43,10 @@ class LossSystem:
         self.loss = loss
         self.manifold = loss.manifold
         self.is_gradient = not loss.is_field
+        data = loss.flat_kernel_data
+        #: The compiled driver on the loss's numba kernels where it has them (the solver
+        #: then runs compiled, critpoints.compiled_newton); None otherwise.
+        self.compiled_kernels = None if data is None else CompiledKernels(_closed_form_newton, data)
 
     def value(self, theta: np.ndarray) -> float:
         """L(theta)."""
@@ -60,6 +67,12 @@ class LossSystem:
         group g_j (O(m) rotations, rescalings); the solver steps orthogonally to them.
         """
         return self.loss.symmetry_generators(theta)
+
+
+@njit(cache=True)
+def _closed_form_newton(data, starts, reals, integers):
+    """The compiled Newton driver on the closed-form kernels (a loss's ``flat_kernel_data``)."""
+    return run_all(flat_value, flat_gradient, flat_hessian, flat_rotation_generators, data, starts, reals, integers)
 
 
 def loss_system(setting: Setting) -> LossSystem:

@@ -37,6 +37,10 @@ At the iterate ``theta`` with orthonormal tangent basis ``B`` (``n x dim``):
    linearisation can remove, ``||P_range(A_q) rho||``, is already below the tolerance, or
    when no trial step decreases the merit, the run stops.
 
+Unconstrained gradient systems that bring their evaluations as numba kernels (the
+closed-form losses) are solved by the same algorithm compiled end to end
+(critpoints.compiled_newton), a batch of starts per call; see :func:`newton_runs`.
+
 Every run ends with one :class:`Status`. ``converged`` is reported if and only if the
 residual norm at the returned point is at most ``tol * scale``.
 
@@ -53,6 +57,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -60,6 +65,8 @@ import scipy.linalg
 from numpy.typing import ArrayLike
 
 from . import _validation as check
+from .compiled_newton import CompiledKernels, solve_compiled
+from .dense_solve import direct_solution
 from .geometry import SphereProduct
 
 __all__ = [
@@ -68,7 +75,9 @@ __all__ = [
     "Status",
     "StationarySystem",
     "deflation_log_factor",
+    "newton_runs",
     "newton_stationary",
+    "per_start_options",
 ]
 
 
@@ -102,6 +111,12 @@ class StationarySystem(Protocol):
         (``L(exp(t xi) theta) = L(theta)``). Then ``J xi = 0`` at every solution, so ``J``
         is singular there; the solver steps in their orthogonal complement (see
         :func:`newton_stationary`). A system without this method has none.
+
+    A system may also have an attribute ``compiled_kernels``: a
+    :class:`~critpoints.compiled_newton.CompiledKernels` (numba kernels of the same value,
+    residual, Jacobian and null directions) or ``None``. Unconstrained gradient systems
+    that have it are solved by the compiled driver (critpoints.compiled_newton) when not
+    deflated: the same algorithm without the interpreter in the loop.
     """
 
     manifold: SphereProduct
@@ -397,19 +412,14 @@ def _removable_residual_norm(factors: _Factorisation, rho: np.ndarray) -> float:
 def _direct_solution(matrix: np.ndarray, rhs: np.ndarray, min_rcond: float) -> np.ndarray | None:
     """``matrix^{-1} rhs`` by LU with partial pivoting; ``None`` if numerically singular.
 
-    Numerically singular: LAPACK's estimate of the reciprocal condition number in the
-    1-norm (``dgecon``) is below ``min_rcond``, or not finite.
+    Numerically singular: an exactly zero pivot, or an estimate of the reciprocal condition
+    number in the 1-norm (LAPACK's ``dgecon`` algorithm) below ``min_rcond`` or not finite.
+    The kernel is the one the compiled driver uses (critpoints.dense_solve).
     """
-    if matrix.shape[0] == 0:
-        return np.zeros(0)
-    lu, pivots, info = scipy.linalg.lapack.dgetrf(matrix)
-    if info != 0:
-        return None
-    reciprocal, info = scipy.linalg.lapack.dgecon(lu, float(np.linalg.norm(matrix, 1)))
-    if info != 0 or not reciprocal >= min_rcond:
-        return None
-    solution, info = scipy.linalg.lapack.dgetrs(lu, pivots, rhs)
-    return solution if info == 0 else None
+    solved, solution = direct_solution(
+        np.ascontiguousarray(matrix, dtype=np.float64), np.ascontiguousarray(rhs, dtype=np.float64), min_rcond
+    )
+    return solution if solved else None
 
 
 def _lift_null_directions(matrix: np.ndarray, directions: np.ndarray) -> np.ndarray:
@@ -879,16 +889,74 @@ def newton_stationary(
     undeflated ``r``, so a deflated run that reaches a solution (known or not) reports
     its true status: deflation only steers.
     """
-    if not isinstance(options, NewtonOptions):
-        raise TypeError(f"options must be a NewtonOptions, got {type(options).__name__}")
-    manifold = system.manifold
     theta0 = np.asarray(theta0, dtype=np.float64)
-    if theta0.shape != (manifold.n,):
-        raise ValueError(
-            f"theta0 must have shape ({manifold.n},) for the system's manifold, "
-            f"got shape {theta0.shape}"
+    n = system.manifold.n
+    if theta0.shape != (n,):
+        raise ValueError(f"theta0 must have shape ({n},) for the system's manifold, got shape {theta0.shape}")
+    return newton_runs(system, theta0[None, :], options, deflation)[0]
+
+
+def per_start_options(options: NewtonOptions | Sequence[NewtonOptions], count: int) -> list[NewtonOptions]:
+    """``options`` repeated ``count`` times, or the sequence checked to hold ``count`` of them."""
+    per_start = [options] * count if isinstance(options, NewtonOptions) else list(options)
+    if len(per_start) != count or not all(isinstance(o, NewtonOptions) for o in per_start):
+        raise TypeError(
+            "options must be a NewtonOptions or a sequence of one NewtonOptions per start, "
+            f"got {type(options).__name__} for {count} starts"
         )
-    if not np.all(np.isfinite(theta0)):
+    return per_start
+
+
+def _compiled(system: StationarySystem, deflation: np.ndarray | None) -> CompiledKernels | None:
+    """The system's compiled kernels if the compiled driver applies to it, else ``None``."""
+    kernels = getattr(system, "compiled_kernels", None)
+    if kernels is None or deflation is not None or not system.is_gradient or system.manifold.spheres:
+        return None
+    if not isinstance(kernels, CompiledKernels):
+        raise TypeError(f"compiled_kernels must be a CompiledKernels or None, got {type(kernels).__name__}")
+    return kernels
+
+
+def newton_runs(
+    system: StationarySystem,
+    starts: ArrayLike,
+    options: NewtonOptions | Sequence[NewtonOptions] = NewtonOptions(),
+    deflation: ArrayLike | None = None,
+) -> list[NewtonResult]:
+    """:func:`newton_stationary` from every row of ``starts``, each with its options.
+
+    Parameters
+    ----------
+    system : StationarySystem
+    starts : array, shape (R, n)
+    options : NewtonOptions or sequence of R NewtonOptions
+    deflation : array, shape (K, n), optional
+        Known solutions every run is steered away from.
+
+    Returns
+    -------
+    list of NewtonResult
+        One per start, in order. Runs of an unconstrained gradient system with
+        ``compiled_kernels`` and no deflation go through the compiled driver in one call
+        (critpoints.compiled_newton); the others through the interpreted one.
+    """
+    manifold = system.manifold
+    starts = np.asarray(starts, dtype=np.float64)
+    if starts.ndim != 2 or starts.shape[1] != manifold.n:
+        raise ValueError(
+            f"starts must have shape (R, {manifold.n}) for the system's manifold, got shape {starts.shape}"
+        )
+    if not np.all(np.isfinite(starts)):
         raise ValueError("theta0 must be finite (no NaN or inf)")
-    solver = _Solver(system, options, _validated_deflation(deflation, manifold.n))
-    return solver.run(theta0)
+    per_start = per_start_options(options, len(starts))
+    known = _validated_deflation(deflation, manifold.n)
+    kernels = _compiled(system, known)
+    if kernels is None:
+        return [_Solver(system, opts, known).run(start) for start, opts in zip(starts, per_start)]
+    thetas, statuses, iterations, norms, values, scales = solve_compiled(kernels, starts, per_start)
+    codes = list(Status)
+    return [
+        NewtonResult(np.array(thetas[k]), codes[statuses[k]], int(iterations[k]), float(norms[k]),
+                     float(values[k]), float(scales[k]))
+        for k in range(len(starts))
+    ]

@@ -202,6 +202,19 @@ class PopulationLoss:
         """Tangent vectors (columns) of the continuous symmetries at theta."""
         return self.symmetries.generators(self._theta(theta))
 
+    @property
+    def flat_kernel_data(self) -> tuple | None:
+        """The ``data`` with which the compiled kernels of critpoints.closed_form
+        (``flat_value``, ``flat_gradient``, ``flat_hessian``, ``flat_rotation_generators``,
+        each ``f(theta, data)``) compute this loss, its gradient, Hessian and
+        :meth:`symmetry_generators`; ``None`` unless they apply: a closed-form loss
+        without constraint, whose one continuous symmetry is O(m)."""
+        symmetries = self.symmetries
+        if (self.measure is not None or self.manifold.spheres
+                or not symmetries.rotations or symmetries.scalings):
+            return None
+        return self._evaluator.flat_data
+
     def __repr__(self) -> str:
         return f"PopulationLoss({self.setting.describe()}; symmetries {self.symmetries.describe()})"
 

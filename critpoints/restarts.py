@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import _validation as check
-from .newton import NewtonOptions, NewtonResult, StationarySystem, Status, newton_stationary
+from .newton import NewtonOptions, NewtonResult, StationarySystem, Status, newton_runs, per_start_options
 
 __all__ = ["DISTINCT_TOLERANCE", "Executor", "distinct_solutions", "solve_from_starts"]
 
@@ -87,14 +87,15 @@ def _solve_chunk(
     options: Sequence[NewtonOptions],
     deflation: np.ndarray | None,
 ) -> list[NewtonResult]:
-    """Task run by a worker: one Newton run per row of ``starts`` (with its options), in order.
+    """Task run by a worker: one Newton run per row of ``starts`` (with its options), in order
+    (in one compiled call where the system allows, critpoints.newton.newton_runs).
 
     BLAS runs single-threaded here: the matrices are small, where a second BLAS thread only
     adds synchronisation (and contends with the other workers).
     """
     system = _cached_system(recipe)
     with threadpool_limits(1):
-        return [newton_stationary(system, start, opts, deflation) for start, opts in zip(starts, options)]
+        return newton_runs(system, starts, options, deflation)
 
 
 # ---------------------------------------------------------------------------- executors
@@ -366,12 +367,7 @@ def solve_from_starts(
     threaded BLAS may round differently than a sequential one for larger matrices.
     """
     starts = _validated_starts(starts)
-    per_start = [options] * len(starts) if isinstance(options, NewtonOptions) else list(options)
-    if len(per_start) != len(starts) or not all(isinstance(o, NewtonOptions) for o in per_start):
-        raise TypeError(
-            "options must be a NewtonOptions or a sequence of one NewtonOptions per start, "
-            f"got {type(options).__name__} for {len(starts)} starts"
-        )
+    per_start = per_start_options(options, len(starts))
     recipe = _system_recipe(make_system, system_args)
     workers = _default_workers()
     size = _chunk_size(chunk_size, len(starts), workers, deflate)

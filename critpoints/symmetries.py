@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from .parameters import ParameterLayout
 
@@ -160,6 +161,32 @@ class SymmetryGroup:
             for name in group:
                 columns[index, self.layout.slice(name)] = theta[self.layout.slice(name)]
         return columns.T
+
+
+@njit(cache=True)
+def rotation_generators(theta: np.ndarray, m: int, blocks: int) -> np.ndarray:
+    """The O(m) generators at a ``theta`` made of ``blocks`` consecutive (m, p) weight blocks.
+
+    Column k, for the k-th pair i < j in row-major order, is the tangent of
+    t -> exp(t A) X on every block X, A = e_i e_j^T - e_j e_i^T: row i of the tangent is row
+    j of X, row j is minus row i. Equal to :meth:`SymmetryGroup.generators` for a layout of
+    weight blocks only whose one continuous symmetry is O(m); compiled, for callers that
+    stay compiled (critpoints.compiled_newton).
+    """
+    size = theta.size // blocks
+    p = size // m
+    columns = np.zeros((theta.size, m * (m - 1) // 2))
+    column = 0
+    for i in range(m):
+        for j in range(i + 1, m):
+            for block in range(blocks):
+                row_i = block * size + i * p
+                row_j = block * size + j * p
+                for a in range(p):
+                    columns[row_i + a, column] = theta[row_j + a]
+                    columns[row_j + a, column] = -theta[row_i + a]
+            column += 1
+    return columns
 
 
 def setting_symmetries(setting, layout: ParameterLayout) -> SymmetryGroup:
