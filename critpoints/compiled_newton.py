@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
-from .dense_solve import direct_solution
+from .dense_solve import direct_solution, exceeds_shift
 
 __all__ = ["CompiledKernels", "options_arrays", "run_all", "solve_compiled"]
 
@@ -176,7 +176,11 @@ def _descend(value, residual, jacobian, null_directions, data, theta, tolerance,
         hessian = jacobian(theta, data)
         if not _all_finite(hessian):
             break
-        values, vectors, _, largest = _eigen(_quotient(hessian, null_directions(theta, data)), reals[RCOND])
+        quotient = _quotient(hessian, null_directions(theta, data))
+        flat = quotient.ravel()
+        if exceeds_shift(quotient, reals[RCOND] * math.sqrt(np.dot(flat, flat))):
+            break  # positive definite (a sufficient test, without the eigenpairs)
+        values, vectors, _, largest = _eigen(quotient, reals[RCOND])
         if values.size and values.min() > reals[RCOND] * largest:
             break  # positive definite: Newton's basin of a minimum
         floor = max(1e-3 * largest, 1e-300)

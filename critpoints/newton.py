@@ -66,7 +66,7 @@ from numpy.typing import ArrayLike
 
 from . import _validation as check
 from .compiled_newton import CompiledKernels, solve_compiled
-from .dense_solve import direct_solution
+from .dense_solve import direct_solution, exceeds_shift
 from .geometry import SphereProduct
 
 __all__ = [
@@ -255,10 +255,12 @@ class NewtonOptions:
         Newton phase, each ``s = -V |Lambda|_delta^{-1} V^T rho`` from the eigenpairs of the
         quotient Hessian ``A_q`` with ``|lambda|`` floored at ``delta = 1e-3 max |lambda|``,
         with an Armijo search on the loss itself. They descend L (away from saddles) until
-        ``A_q`` is positive definite, where plain Newton takes over and converges to the
-        minimum. Newton alone converges to whichever stationary point's basin of
-        attraction holds the start, mostly saddles; descending first makes the minima
-        reachable. The final status is always that of the Newton phase.
+        ``A_q`` is positive definite (smallest eigenvalue above ``rcond`` times the
+        largest; a Cholesky factorisation of ``A_q - rcond ||A_q||_F I`` settles it first
+        when it can), where plain Newton takes over and converges to the minimum. Newton
+        alone converges to whichever stationary point's basin of attraction holds the
+        start, mostly saddles; descending first makes the minima reachable. The final
+        status is always that of the Newton phase.
 
     Raises
     ------
@@ -744,6 +746,9 @@ class _Solver:
             lin = self.linearise(point)
             if lin is None:
                 break
+            quotient = np.ascontiguousarray(lin.quotient)
+            if exceeds_shift(quotient, options.rcond * float(np.linalg.norm(quotient))):
+                break  # positive definite (a sufficient test, without the eigenpairs)
             eigenvalues = lin.factors.values
             if eigenvalues.size and eigenvalues.min() > options.rcond * lin.factors.largest:
                 break  # positive definite: Newton's basin of a minimum

@@ -273,6 +273,36 @@ def _solve_independently(
     return [result for chunk in _collect(futures, bar) for result in chunk]
 
 
+def _solve_locally(
+    recipe: bytes, starts: np.ndarray, size: int, options: list[NewtonOptions], workers: int, bar: tqdm
+) -> list[NewtonResult]:
+    """The default executor: a pool of ``workers`` local processes, or this process alone
+    when the work is quicker than starting them.
+
+    A probe of starts spread over the whole list (the options, and so the cost, may change
+    along it) is timed here, after a first start, which pays for loading the kernels; the
+    pool starts right after it.
+    """
+    count = len(starts)
+    probe = np.unique(np.linspace(0, count - 1, min(size, max(2, size // 4))).round().astype(int))
+    rest = np.setdiff1d(np.arange(count), probe)
+    solved = _solve_chunk(recipe, starts[probe[:1]], options[probe[0] : probe[0] + 1], None)
+    began = time.perf_counter()
+    solved += _solve_chunk(recipe, starts[probe[1:]], [options[i] for i in probe[1:]], None)
+    remaining = (time.perf_counter() - began) / max(len(probe) - 1, 1) * len(rest)
+    bar.update(len(probe))
+    rest_options = [options[i] for i in rest]
+    if remaining < POOL_STARTUP_SECONDS * workers:
+        solved += _solve_independently(_InProcess(), recipe, starts[rest], size, rest_options, bar)
+    else:
+        with _local_pool(workers) as pool:
+            solved += _solve_independently(pool, recipe, starts[rest], size, rest_options, bar)
+    results: list[NewtonResult | None] = [None] * count
+    for index, result in zip(np.concatenate([probe, rest]), solved):
+        results[index] = result
+    return results  # type: ignore[return-value]
+
+
 def _solve_with_deflation(
     executor: Executor,
     recipe: bytes,
@@ -328,7 +358,9 @@ def solve_from_starts(
         duck typing; its tasks are submitted with ``pure=False`` so Dask does not merge
         identical calls). ``None``: a local
         ``ProcessPoolExecutor(max_workers=os.cpu_count())``, created and shut down here,
-        or no pool at all when there are fewer than two chunks of work (or one CPU).
+        or no pool at all when there are fewer than two chunks of work (or one CPU) or
+        when a few starts timed here (spread over the list) predict that the rest takes
+        less than starting the workers.
     progress : bool
         Show a tqdm bar over the starts, advanced as chunks finish; it disables itself
         when the output is not a terminal.
@@ -380,13 +412,4 @@ def solve_from_starts(
         if deflate:  # batches depend on earlier ones: one executor for all of them
             with _local_pool(workers) as pool:
                 return solve(pool, recipe, starts, size, per_start, bar)
-        # Time a first chunk here: when the rest is quicker than starting worker
-        # processes (each imports the package and loads the compiled kernels), finish here.
-        began = time.perf_counter()
-        first = solve(_InProcess(), recipe, starts[:size], size, per_start[:size], bar)
-        remaining = (time.perf_counter() - began) / size * (len(starts) - size)
-        rest = slice(size, len(starts))
-        if remaining < POOL_STARTUP_SECONDS * workers:
-            return first + solve(_InProcess(), recipe, starts[rest], size, per_start[rest], bar)
-        with _local_pool(workers) as pool:
-            return first + solve(pool, recipe, starts[rest], size, per_start[rest], bar)
+        return _solve_locally(recipe, starts, size, per_start, workers, bar)

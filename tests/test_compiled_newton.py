@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import critpoints
 from critpoints.closed_form import flat_gradient, flat_hessian, flat_rotation_generators, flat_value
-from critpoints.dense_solve import direct_solution, lu_factor, lu_solve, one_norm, reciprocal_condition
+from critpoints.dense_solve import direct_solution, exceeds_shift, lu_factor, lu_solve, one_norm, reciprocal_condition
 from critpoints.engine import LossSystem
 from critpoints.initialization import initial_points
 from critpoints.newton import NewtonOptions, Status, newton_runs
@@ -99,6 +99,19 @@ def test_direct_solution_refuses_singular_and_ill_conditioned_matrices():
     assert solved
     np.testing.assert_allclose(x, np.linalg.solve(well, np.arange(8.0)), rtol=1e-12)
     assert direct_solution(np.zeros((0, 0)), np.zeros(0), 1e-9)[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 30), seed=st.integers(0, 2**32 - 1), shift=st.floats(-2, 2))
+def test_positive_definiteness_test_agrees_with_the_eigenvalues(n, seed, shift):
+    rng = np.random.default_rng(seed)
+    eigenvalues = rng.standard_normal(n)
+    basis, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    matrix = basis @ np.diag(eigenvalues) @ basis.T
+    matrix += 1e-9 * rng.standard_normal((n, n))  # not exactly symmetric: its symmetric part counts
+    smallest = np.linalg.eigvalsh(0.5 * (matrix + matrix.T)).min()
+    if abs(smallest - shift) > 1e-6:
+        assert exceeds_shift(matrix, shift) == (smallest > shift)
 
 
 # ---------------------------------------------------------------------------- toys

@@ -561,6 +561,13 @@ def test_driver_process_pools_and_chunkings_give_identical_bits(determinism_case
     assert same_bits(default_pool, direct)
 
 
+def test_default_pool_puts_the_probe_and_the_pooled_runs_back_in_order(determinism_case, monkeypatch):
+    """The default executor times starts spread over the list here and pools the others."""
+    starts, direct = determinism_case
+    monkeypatch.setattr(restarts, "POOL_STARTUP_SECONDS", 0.0)  # always start the pool
+    assert same_bits(solve_from_starts(make_quartic, (TILTS,), starts, chunk_size=8, progress=False), direct)
+
+
 def test_driver_builds_the_system_once_per_worker(tmp_path):
     log = tmp_path / "builds.log"
     starts = quartic_starts(30, seed=4)
