@@ -281,3 +281,22 @@ class CountingSystem:
     def residual_jacobian(self, theta: np.ndarray) -> np.ndarray:
         self.calls["residual_jacobian"] += 1
         return self.system.residual_jacobian(theta)
+
+
+class Forwarding:
+    """Forwards ``value``, ``residual`` and ``residual_jacobian`` to another system, and
+    ``null_directions`` only if asked: no compiled kernels, so the interpreted solver runs."""
+
+    def __init__(self, system, null_directions: bool = True) -> None:
+        self.system, self.manifold, self.is_gradient = system, system.manifold, system.is_gradient
+        if null_directions and hasattr(system, "null_directions"):
+            self.null_directions = system.null_directions
+
+    def value(self, theta: np.ndarray) -> float:
+        return self.system.value(theta)
+
+    def residual(self, theta: np.ndarray) -> np.ndarray:
+        return self.system.residual(theta)
+
+    def residual_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        return self.system.residual_jacobian(theta)
