@@ -177,6 +177,8 @@ def _descend(value, residual, jacobian, null_directions, data, theta, tolerance,
         if not _all_finite(hessian):
             break
         quotient = _quotient(hessian, null_directions(theta, data))
+        if not _all_finite(quotient):
+            break
         flat = quotient.ravel()
         if exceeds_shift(quotient, reals[RCOND] * math.sqrt(np.dot(flat, flat))):
             break  # positive definite (a sufficient test, without the eigenpairs)
@@ -290,14 +292,16 @@ def _run(value, residual, jacobian, null_directions, data, theta0, reals, intege
     r = residual(theta, data)
     norm = _norm(r)
     window = integers[STALL_WINDOW]
-    history = np.empty(integers[ITERATION_CAP] + 1)
+    history = np.empty(window + 1)  # log ||r|| of the last window + 1 iterates, by iteration mod (window + 1)
     history[0] = math.log(norm) if norm > 0.0 else -np.inf
     iterations = 0
     while True:
         status = _stop_status(theta, norm, iterations, scale, reals, integers)
         if status >= 0:
             break
-        if iterations >= window and history[iterations] > history[iterations - window] + math.log1p(-reals[STALL_DECREASE]):
+        if iterations >= window and (history[iterations % (window + 1)]
+                                     > history[(iterations - window) % (window + 1)]
+                                     + math.log1p(-reals[STALL_DECREASE])):
             status = _stall_status(norm, scale, reals)
             break
         hessian = jacobian(theta, data)
@@ -305,13 +309,16 @@ def _run(value, residual, jacobian, null_directions, data, theta0, reals, intege
             status = DIVERGED
             break
         quotient = _quotient(hessian, null_directions(theta, data))
+        if not _all_finite(quotient):  # the lift overflowed
+            status = DIVERGED
+            break
         moved, theta, r = _next_point(residual, data, theta, r, norm, hessian, quotient, tolerance, reals, integers)
         if not moved:
             status = _stall_status(norm, scale, reals)
             break
         norm = _norm(r)
         iterations += 1
-        history[iterations] = math.log(norm) if norm > 0.0 else -np.inf
+        history[iterations % (window + 1)] = math.log(norm) if norm > 0.0 else -np.inf
     return theta, status, iterations, norm, _safe_value(value, theta, data), scale
 
 

@@ -11,8 +11,8 @@ make the same decisions from the same arithmetic:
 * :func:`reciprocal_condition` -- an estimate of ``1 / (||A||_1 ||A^{-1}||_1)`` by Hager's
   method with Higham's refinements (N. J. Higham, "FORTRAN codes for estimating the
   one-norm of a real or complex matrix", ACM TOMS 14(4), 1988), the algorithm of LAPACK's
-  ``dlacn2`` / ``dgecon``: a lower bound on ``||A^{-1}||_1`` from a few solves with ``A`` and
-  ``A^T``, usually exact within a factor of 3;
+  ``dlacn2`` / ``dgecon``: a lower bound on ``||A^{-1}||_1`` from a few solves with the LU
+  factors and their transposes, usually exact within a factor of 3;
 * :func:`direct_solution` -- all three: ``A^{-1} b``, or a flag that ``A`` is numerically
   singular;
 * :func:`exceeds_shift` -- whether a symmetric ``A - shift I`` is positive definite, by a
@@ -57,12 +57,18 @@ def lu_factor(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 @njit(cache=True)
-def lu_solve(lu: np.ndarray, pivots: np.ndarray, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
-    """The solution ``x`` of ``A x = rhs`` (``A^T x = rhs`` if ``transpose``) from :func:`lu_factor`."""
+def lu_solve(
+    lu: np.ndarray, pivots: np.ndarray, rhs: np.ndarray, transpose: bool = False, permute: bool = True
+) -> np.ndarray:
+    """The solution ``x`` of ``A x = rhs`` (``A^T x = rhs`` if ``transpose``) from :func:`lu_factor`.
+
+    With ``permute=False`` the row interchanges are left out: ``x = (L U)^{-1} rhs`` (or
+    ``(L U)^{-T} rhs``), the operator whose norm :func:`reciprocal_condition` estimates.
+    """
     n = lu.shape[0]
     x = rhs.copy()
     if not transpose:  # L U x = P rhs
-        for k in range(n):
+        for k in range(n if permute else 0):
             swap = pivots[k] - 1
             if swap != k:
                 x[k], x[swap] = x[swap], x[k]
@@ -87,7 +93,7 @@ def lu_solve(lu: np.ndarray, pivots: np.ndarray, rhs: np.ndarray, transpose: boo
         for j in range(i + 1, n):
             total -= lu[j, i] * x[j]
         x[i] = total
-    for k in range(n - 1, -1, -1):
+    for k in range(n - 1 if permute else -1, -1, -1):
         swap = pivots[k] - 1
         if swap != k:
             x[k], x[swap] = x[swap], x[k]
@@ -113,46 +119,48 @@ def _signs(vector: np.ndarray) -> np.ndarray:
 
 @njit(cache=True)
 def reciprocal_condition(lu: np.ndarray, pivots: np.ndarray, matrix_norm: float) -> float:
-    """Estimate of ``1 / (||A||_1 ||A^{-1}||_1)`` from the LU factors of ``A``.
+    """Estimate of ``1 / (||A||_1 ||A^{-1}||_1)`` from the LU factors of ``A``, as LAPACK's
+    ``dgecon`` computes it.
 
-    ``matrix_norm`` is ``||A||_1`` (largest absolute column sum). ``||A^{-1}||_1`` is
-    estimated from below by Hager's power iteration on the convex function
-    ``x -> ||A^{-1} x||_1`` over the unit 1-norm ball (its maximum is at a unit vector
-    ``e_j``): solve with ``A``, take the signs, solve with ``A^T``, move to the vertex of
-    the largest entry, until the signs repeat or the estimate stops growing; Higham's
-    extra test vector ``x_i = (-1)^i (1 + i / (n - 1))`` guards against the cases that
-    fool the iteration.
+    ``matrix_norm`` is ``||A||_1`` (largest absolute column sum). ``||A^{-1}||_1 =
+    ||(L U)^{-1}||_1`` (the row interchanges permute columns) is estimated from below by
+    ``dlacn2``'s iteration: Hager's power method on the convex function ``x -> ||B x||_1``
+    over the unit 1-norm ball, ``B = (L U)^{-1}`` (its maximum is at a unit vector
+    ``e_j``): solve with ``B``, take the signs, solve with ``B^T``, move to the vertex of
+    the largest entry, until the signs repeat, the estimate stops growing or the vertex
+    repeats (at most five solves with ``B``); Higham's extra test vector
+    ``x_i = (-1)^i (1 + i / (n - 1))`` guards against the cases that fool the iteration.
     """
     n = lu.shape[0]
     if n == 0:
         return 1.0
-    if matrix_norm == 0.0:
+    if not matrix_norm > 0.0:
         return 0.0
-    x = np.full(n, 1.0 / n)
-    y = lu_solve(lu, pivots, x)
+    y = lu_solve(lu, pivots, np.full(n, 1.0 / n), False, False)
     estimate = np.sum(np.abs(y))
-    signs = _signs(y)
-    j = _largest_entry(lu_solve(lu, pivots, signs, True))
-    for _ in range(_ESTIMATOR_ITERATIONS - 1):
-        x[:] = 0.0
-        x[j] = 1.0
-        y = lu_solve(lu, pivots, x)
-        previous = estimate
-        estimate = np.sum(np.abs(y))
-        new_signs = _signs(y)
-        if np.all(new_signs == signs) or estimate <= previous:
-            estimate = max(estimate, previous)
-            break
-        signs = new_signs
-        z = lu_solve(lu, pivots, signs, True)
-        last = j
-        j = _largest_entry(z)
-        if abs(z[last]) == abs(z[j]):
-            break
-    for i in range(n):
-        x[i] = (-1.0) ** i * (1.0 + i / max(n - 1, 1))
-    alternative = 2.0 * np.sum(np.abs(lu_solve(lu, pivots, x))) / (3.0 * n)
-    estimate = max(estimate, alternative)
+    if n > 1:
+        signs = _signs(y)
+        j = _largest_entry(lu_solve(lu, pivots, signs, True, False))
+        for iteration in range(2, _ESTIMATOR_ITERATIONS + 1):
+            x = np.zeros(n)
+            x[j] = 1.0
+            y = lu_solve(lu, pivots, x, False, False)
+            previous = estimate
+            estimate = np.sum(np.abs(y))
+            new_signs = _signs(y)
+            if np.all(new_signs == signs) or estimate <= previous:
+                break  # repeated signs (converged), or no growth (cycling)
+            signs = new_signs
+            z = lu_solve(lu, pivots, signs, True, False)
+            last = j
+            j = _largest_entry(z)
+            if z[last] == abs(z[j]) or iteration == _ESTIMATOR_ITERATIONS:
+                break
+        alternating = np.empty(n)
+        for i in range(n):
+            alternating[i] = (-1.0) ** i * (1.0 + i / (n - 1))
+        alternative = 2.0 * np.sum(np.abs(lu_solve(lu, pivots, alternating, False, False))) / (3.0 * n)
+        estimate = max(estimate, alternative)
     if not np.isfinite(estimate) or estimate == 0.0:
         return 0.0
     return 1.0 / (matrix_norm * estimate)
@@ -175,10 +183,13 @@ def direct_solution(matrix: np.ndarray, rhs: np.ndarray, min_rcond: float) -> tu
     """``(True, A^{-1} rhs)`` by LU, or ``(False, rhs)`` if ``A`` is numerically singular.
 
     Numerically singular: an exactly zero pivot, or an estimated reciprocal condition
-    number (:func:`reciprocal_condition`) below ``min_rcond`` or not finite.
+    number (:func:`reciprocal_condition`) below ``min_rcond`` or not finite. A matrix or
+    right-hand side with a NaN or infinite entry is refused too.
     """
     if matrix.shape[0] == 0:
         return True, np.zeros(0)
+    if not (np.all(np.isfinite(matrix)) and np.all(np.isfinite(rhs))):
+        return False, rhs
     lu, pivots, info = lu_factor(matrix)
     if info != 0:
         return False, rhs
@@ -194,11 +205,14 @@ def exceeds_shift(matrix: np.ndarray, shift: float) -> bool:
 
     True when the Cholesky factorisation of ``matrix - shift I`` (lower triangle read)
     succeeds. Near the threshold rounding decides either way: an answer ``True`` means the
-    smallest eigenvalue exceeds ``shift`` up to a few ulps of ``||matrix||``.
+    smallest eigenvalue exceeds ``shift`` up to a few ulps of ``||matrix||``. ``False``
+    for a matrix or shift that is not finite.
     """
     n = matrix.shape[0]
     if n == 0:
         return True
+    if not (np.isfinite(shift) and np.all(np.isfinite(matrix))):
+        return False  # LAPACK's Cholesky does not notice NaN
     shifted = (0.5 * (matrix + matrix.T)).T.copy().T  # symmetrised, Fortran order
     for i in range(n):
         shifted[i, i] -= shift

@@ -444,7 +444,8 @@ def _lift_null_directions(matrix: np.ndarray, directions: np.ndarray) -> np.ndar
     size = float(np.sum(directions * directions))
     if size == 0.0:
         return matrix
-    return matrix + (float(np.linalg.norm(matrix)) / size) * (directions @ directions.T)
+    with np.errstate(over="ignore", invalid="ignore"):  # callers check the result is finite
+        return matrix + (float(np.linalg.norm(matrix)) / size) * (directions @ directions.T)
 
 
 # ---------------------------------------------------------------------------- one run
@@ -545,7 +546,8 @@ class _Solver:
         )
 
     def linearise(self, point: _Point) -> _Linearisation | None:
-        """Reduced residual and Jacobian at ``point``; ``None`` if the Jacobian is not finite."""
+        """Reduced residual and Jacobian at ``point``; ``None`` if the Jacobian (or its quotient)
+        is not finite."""
         jacobian = np.asarray(self.system.residual_jacobian(point.theta), dtype=np.float64)
         if not np.all(np.isfinite(jacobian)):
             return None
@@ -566,6 +568,8 @@ class _Solver:
             if directions.size:
                 reduced_directions = directions if basis is None else basis.T @ directions
                 quotient = _lift_null_directions(reduced, reduced_directions)
+                if not np.all(np.isfinite(quotient)):  # the lift overflowed
+                    return None
         grad_log_mu = np.zeros_like(rho)
         if self.deflation is not None:
             ambient = self.deflation_factor(point.theta)[1]
@@ -894,6 +898,8 @@ def newton_stationary(
     undeflated ``r``, so a deflated run that reaches a solution (known or not) reports
     its true status: deflation only steers.
     """
+    if not isinstance(options, NewtonOptions):
+        raise TypeError(f"options must be a NewtonOptions, got {type(options).__name__}")
     theta0 = np.asarray(theta0, dtype=np.float64)
     n = system.manifold.n
     if theta0.shape != (n,):

@@ -284,7 +284,7 @@ def _solve_locally(
     pool starts right after it.
     """
     count = len(starts)
-    probe = np.unique(np.linspace(0, count - 1, min(size, max(2, size // 4))).round().astype(int))
+    probe = np.unique(np.linspace(0, count - 1, min(count, max(2, size // 4))).round().astype(int))
     rest = np.setdiff1d(np.arange(count), probe)
     solved = _solve_chunk(recipe, starts[probe[:1]], options[probe[0] : probe[0] + 1], None)
     began = time.perf_counter()

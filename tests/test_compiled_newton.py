@@ -65,9 +65,12 @@ def test_lu_solves_and_condition_estimate_match_lapack(n, decades, seed):
         assert residual <= 1e-13 * n * np.linalg.norm(matrix, 1) * np.linalg.norm(x, 1) + 1e-300
     estimate = reciprocal_condition(lu, pivots, one_norm(matrix))
     lapack_estimate, _ = scipy.linalg.lapack.dgecon(lapack_lu, np.linalg.norm(matrix, 1))
+    # The same iteration as LAPACK's: equal up to rounding (for matrices without exact
+    # ties, which rounding could break either way: continuous random entries here).
     assert estimate == pytest.approx(lapack_estimate, rel=1e-8)
-    # Hager's estimate is a lower bound on ||A^{-1}||_1: an upper bound on the reciprocal.
-    assert estimate >= (1 - 1e-8) / condition
+    # Hager's estimate is a lower bound on ||A^{-1}||_1: an upper bound on the reciprocal
+    # (numpy's cond, from an explicit inverse, carries a relative error ~ cond * eps <= 1e-4).
+    assert estimate >= (1 - 1e-3) / condition
 
 
 def test_direct_solution_refuses_singular_and_ill_conditioned_matrices():
@@ -81,6 +84,13 @@ def test_direct_solution_refuses_singular_and_ill_conditioned_matrices():
     assert solved
     np.testing.assert_allclose(x, np.linalg.solve(well, np.arange(8.0)), rtol=1e-12)
     assert direct_solution(np.zeros((0, 0)), np.zeros(0), 1e-9)[0]
+    for entry in (np.nan, np.inf):
+        broken = well.copy()
+        broken[2, 3] = entry
+        assert not direct_solution(broken, np.ones(8), 1e-9)[0]
+        assert not direct_solution(well, np.full(8, entry), 1e-9)[0]
+        assert not exceeds_shift(np.diag([1.0, entry]), 0.0)
+    assert not exceeds_shift(np.eye(2), np.nan)
 
 
 @settings(max_examples=60, deadline=None)
@@ -155,6 +165,16 @@ def test_statuses_of_the_compiled_driver():
     assert creeping.status == Status.STALLED and creeping.iterations == 1
     exploding = newton_runs(compiled_twin(Quartic1D(), EXPLODING), np.array([[1.0]]))[0]
     assert exploding.status == Status.DIVERGED
+
+
+def test_overflowing_quotient_is_diverged_on_both_paths():
+    """Far out (||H|| ~ 1e309 after the lift) the quotient Jacobian overflows: the run has
+    diverged, on both paths, and the other runs of the batch are unaffected."""
+    starts = np.array([[0.5, 0.5], [1e77, 0.0]])
+    for options in (NewtonOptions(), NewtonOptions(descent_iterations=5)):
+        compiled = newton_runs(compiled_twin(RotatingMexicanHat(), ROTATING_HAT), starts, options)
+        interpreted = newton_runs(RotatingMexicanHat(), starts, options)
+        assert [r.status for r in compiled] == [r.status for r in interpreted] == [Status.CONVERGED, Status.DIVERGED]
 
 
 def test_compiled_runs_call_no_python_and_deflated_runs_fall_back():
