@@ -22,24 +22,30 @@ The kernels of a system (numba dispatchers; ``data`` is any tuple they accept), 
 * ``null_directions(theta, data) -> ndarray (n, k)``: generators of continuous symmetries
   (``k = 0`` for none), as ``StationarySystem.null_directions``.
 
-The engine binds the closed-form losses (critpoints.engine). For developers: numba's
-on-disk cache of a binding is keyed by the binding's own source file only, so after an
-edit of this module (or of critpoints.dense_solve) delete the ``__pycache__`` entries of
-the modules that bind it (critpoints/engine.py, tests/compiled_toys.py); a fresh checkout
-or installation compiles everything anew.
+The engine binds the closed-form losses (critpoints.engine). numba checks a cached
+function against its own source file only, while a binding compiles this module,
+critpoints.dense_solve and the kernels' modules into itself: :func:`refresh_binding_cache`
+flushes a binding's cache when one of them has changed since it was cached.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
 
+from . import dense_solve
 from .dense_solve import direct_solution, exceeds_shift
 
-__all__ = ["CompiledKernels", "options_arrays", "run_all", "solve_compiled"]
+__all__ = ["CompiledKernels", "options_arrays", "refresh_binding_cache", "run_all", "solve_compiled"]
 
 
 class CompiledKernels(NamedTuple):
@@ -80,6 +86,34 @@ _INTEGERS = ("max_iterations", "max_backtracks", "lm_max_trials", "stall_window"
 (TOL, FLAT_TOL, RADIUS, RCOND, DIRECT_RCOND, ARMIJO, BACKTRACK, LM_DAMPING, LM_FACTOR, STALL_DECREASE,
  SCALE) = range(len(_REALS))
 ITERATION_CAP, MAX_BACKTRACKS, LM_TRIALS, STALL_WINDOW, DESCENT = range(len(_INTEGERS))
+
+
+def refresh_binding_cache(binding: Any, modules: Iterable[ModuleType]) -> None:
+    """Flush the on-disk numba cache of ``binding`` if a module compiled into it has changed.
+
+    ``modules`` are the modules of the binding's kernels; this module and
+    critpoints.dense_solve are added. Their files' modification times and sizes are kept
+    in a stamp file beside the cache; when the stamp differs (or is missing) the cache is
+    flushed, and the binding compiles anew at its first call. Without a file-based cache
+    (numba's ``_cache`` attribute, not a public interface) nothing is done.
+    """
+    cache = getattr(binding, "_cache", None)
+    directory = getattr(cache, "cache_path", None)
+    if directory is None or not hasattr(cache, "flush"):
+        return
+    files = sorted({inspect.getfile(module) for module in (*modules, dense_solve)} | {__file__})
+    stamp = json.dumps([(name, os.stat(name).st_mtime_ns, os.stat(name).st_size) for name in files])
+    marker = Path(directory) / f"{binding.__module__}.{binding.__name__}.dependencies"
+    try:
+        if marker.read_text(encoding="utf-8") == stamp:
+            return
+    except OSError:
+        pass
+    cache.flush()
+    try:
+        marker.write_text(stamp, encoding="utf-8")
+    except OSError:  # a read-only installation: flush again next time
+        pass
 
 
 def options_arrays(options: list) -> tuple[np.ndarray, np.ndarray]:

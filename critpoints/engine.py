@@ -22,8 +22,10 @@ from . import _validation as check
 from .classification import DEFAULT_EIGENVALUE_TOLERANCE, SpectrumClass, classify_spectrum, symmetry_complement
 from .initialization import initial_points
 from .labels import DEFAULT_TAU_GOOD, label_point
+from . import closed_form, symmetries
 from .closed_form import flat_gradient, flat_hessian, flat_rotation_generators, flat_value
-from .compiled_newton import CompiledKernels, run_all
+from .compiled_newton import CompiledKernels, refresh_binding_cache, run_all
+from .generated import closed_form_kernels
 from .newton import NewtonOptions, Status
 from .orbits import canonical_point, orbit_key, same_orbit
 from .population_loss import PopulationLoss, population_loss
@@ -73,6 +75,9 @@ class LossSystem:
 def _closed_form_newton(data, starts, reals, integers):
     """The compiled Newton driver on the closed-form kernels (a loss's ``flat_kernel_data``)."""
     return run_all(flat_value, flat_gradient, flat_hessian, flat_rotation_generators, data, starts, reals, integers)
+
+
+refresh_binding_cache(_closed_form_newton, (closed_form, closed_form_kernels, symmetries))
 
 
 def loss_system(setting: Setting) -> LossSystem:

@@ -10,11 +10,12 @@ interpreted one.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 from numba import njit
 
-from critpoints.compiled_newton import CompiledKernels, run_all
+from critpoints.compiled_newton import CompiledKernels, refresh_binding_cache, run_all
 
 QUARTIC, VALLEY, CAUCHY, QUARTIC_1D, MEXICAN_HAT, ROTATING_HAT, EXPLODING = range(7)
 """Toy kinds; EXPLODING is x^4 with a NaN gradient everywhere."""
@@ -78,6 +79,9 @@ def _null_directions(theta, data):
 @njit(cache=True)
 def _toy_newton(data, starts, reals, integers):
     return run_all(_value, _gradient, _hessian, _null_directions, data, starts, reals, integers)
+
+
+refresh_binding_cache(_toy_newton, (sys.modules[__name__],))
 
 
 def compiled_twin(system, kind: int, parameters=()):

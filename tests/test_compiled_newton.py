@@ -11,6 +11,8 @@ is checked against LAPACK's own condition estimate and against numpy's solve.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 
 import critpoints
 from critpoints.closed_form import flat_gradient, flat_hessian, flat_rotation_generators, flat_value
+from critpoints.compiled_newton import refresh_binding_cache
 from critpoints.dense_solve import direct_solution, exceeds_shift, lu_factor, lu_solve, one_norm, reciprocal_condition
 from critpoints.engine import LossSystem
 from critpoints.initialization import initial_points
@@ -191,6 +194,29 @@ def test_compiled_kernels_of_the_wrong_type_are_refused():
     system.compiled_kernels = "kernels"
     with pytest.raises(TypeError, match="compiled_kernels must be a CompiledKernels or None"):
         newton_runs(system, np.zeros((1, 3)))
+
+
+def test_binding_cache_is_flushed_when_a_module_compiled_into_it_changes(tmp_path):
+    class Cache:
+        cache_path = str(tmp_path)
+        flushes = 0
+
+        def flush(self):
+            self.flushes += 1
+
+    kernels = tmp_path / "kernels.py"
+    kernels.write_text("x = 1\n")
+    module = types.ModuleType("kernels")
+    module.__file__ = str(kernels)
+    binding = types.SimpleNamespace(_cache=Cache(), __module__="bindings", __name__="newton")
+    refresh_binding_cache(binding, [module])
+    assert binding._cache.flushes == 1  # no stamp yet
+    refresh_binding_cache(binding, [module])
+    assert binding._cache.flushes == 1  # unchanged
+    kernels.write_text("x = 22\n")
+    refresh_binding_cache(binding, [module])
+    assert binding._cache.flushes == 2
+    refresh_binding_cache(types.SimpleNamespace(), [module])  # no file cache: nothing to do
 
 
 # ---------------------------------------------------------------------------- closed-form losses
