@@ -9,16 +9,17 @@ fixed_count(2, 1) latents, independent masks q = 0.5, noise 0.1). Both solvers s
 same seeded starts and solve grad L = 0 with the same analytic gradient and Hessian; scipy's
 ``root`` (MINPACK's hybrid Powell method) runs them one after the other in this process, the
 engine with its defaults (local processes; half of the starts descend by saddle-free Newton
-steps before the Newton phase). The table gives wall time, restarts per
-second, converged runs (||grad L|| <= 1e-10 max(1, |L|)) and converged runs per second, and
-distinct orbits found; both lists
-are deduplicated with the engine's orbit keys. Targets: 1,000 restarts in under 20 s on 2 cores,
-and at least 10x scipy's restarts per second.
+steps before the Newton phase), and again on scipy's starts in one thread of this process
+(one core, like scipy). The table gives wall time, restarts per second, converged runs
+(||grad L|| <= 1e-10 max(1, |L|)) and converged runs per second, and distinct orbits found;
+all lists are deduplicated with the engine's orbit keys. Targets: 1,000 restarts in under
+20 s on 2 cores, and at least 10x scipy's restarts per second.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import time
 
 import numpy as np
@@ -60,6 +61,12 @@ def main() -> None:
 
     starts = initial_points(loss, args.restarts, np.random.default_rng(0), "gaussian")[: args.scipy_restarts]
     scipy_seconds, scipy_converged, scipy_orbits = scipy_root(loss, starts, tol=1e-10)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as one_thread:  # one core, as scipy here
+        began = time.perf_counter()
+        one_process = critpoints.enumerate_critical_points(
+            setting, n_restarts=len(starts), seed=0, executor=one_thread, progress=False
+        )
+        one_process_seconds = time.perf_counter() - began
 
     header = (f"{'solver':<28} {'restarts':>8} {'seconds':>8} {'restarts/s':>11} {'converged':>10} "
               f"{'converged/s':>12} {'orbits':>7}")
@@ -67,6 +74,9 @@ def main() -> None:
     print("-" * len(header))
     print(f"{'critpoints (Newton)':<28} {args.restarts:>8} {engine_seconds:>8.2f} {args.restarts / engine_seconds:>11.1f} "
           f"{engine_converged:>10} {engine_converged / engine_seconds:>12.1f} {len(result):>7}")
+    print(f"{'critpoints, one core':<28} {len(starts):>8} {one_process_seconds:>8.2f} "
+          f"{len(starts) / one_process_seconds:>11.1f} {one_process.status_counts['converged']:>10} "
+          f"{one_process.status_counts['converged'] / one_process_seconds:>12.1f} {len(one_process):>7}")
     print(f"{'scipy.optimize.root (hybr)':<28} {len(starts):>8} {scipy_seconds:>8.2f} {len(starts) / scipy_seconds:>11.1f} "
           f"{scipy_converged:>10} {scipy_converged / scipy_seconds:>12.1f} {scipy_orbits:>7}")
     ratio = (args.restarts / engine_seconds) / (len(starts) / scipy_seconds)
