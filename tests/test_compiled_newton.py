@@ -22,12 +22,27 @@ from hypothesis import strategies as st
 import critpoints
 from critpoints.closed_form import flat_gradient, flat_hessian, flat_rotation_generators, flat_value
 from critpoints.compiled_newton import refresh_binding_cache
-from critpoints.dense_solve import direct_solution, exceeds_shift, lu_factor, lu_solve, one_norm, reciprocal_condition
+from critpoints.dense_solve import (
+    direct_solution,
+    exceeds_shift,
+    lu_factor,
+    lu_solve,
+    one_norm,
+    reciprocal_condition,
+)
 from critpoints.engine import LossSystem
 from critpoints.initialization import initial_points
 from critpoints.newton import NewtonOptions, Status, newton_runs
 from compiled_toys import CAUCHY, EXPLODING, QUARTIC, QUARTIC_1D, ROTATING_HAT, VALLEY, compiled_twin
-from toy_systems import CauchyLoss1D, CountingSystem, Forwarding, Quartic1D, RotatingMexicanHat, TiltedValley, make_quartic
+from toy_systems import (
+    CauchyLoss1D,
+    CountingSystem,
+    Forwarding,
+    Quartic1D,
+    RotatingMexicanHat,
+    TiltedValley,
+    make_quartic,
+)
 
 TILTS = (0.3, -0.2, 0.1)
 
