@@ -144,20 +144,21 @@ class SymmetryGroup:
         the blocks of the group themselves, zero elsewhere.
         """
         theta = self.layout.check(theta)
-        first, second = np.triu_indices(self.m, 1) if self.rotations else (np.empty(0, int),) * 2
-        pairs = np.arange(first.size)
-        columns = np.zeros((first.size + len(self.scalings), self.layout.size))
-        for name, shape in self.layout.shapes.items():
-            block = theta[self.layout.slice(name)].reshape(shape)
-            if first.size and name in ("W", "W_t", "P"):  # A X: row i gains row j of X, row j loses row i
-                tangent = np.zeros((first.size, *shape))
-                tangent[pairs, first] = block[second]
-                tangent[pairs, second] = -block[first]
-                if name == "P":  # - P A: column j loses column i, column i gains column j
-                    tangent[pairs, :, second] -= block[:, first].T
-                    tangent[pairs, :, first] += block[:, second].T
-                columns[pairs, self.layout.slice(name)] = tangent.reshape(first.size, -1)
-        for index, group in enumerate(self.scalings, start=first.size):
+        m = self.m
+        count = m * (m - 1) // 2 if self.rotations else 0
+        columns = np.zeros((count + len(self.scalings), self.layout.size))
+        for name in ("W", "W_t", "P"):
+            if not count or name not in self.layout.shapes:
+                continue
+            block = theta[self.layout.slice(name)]
+            tangent = rotation_generators(np.ascontiguousarray(block), m, 1).T.reshape(count, m, -1)  # A X
+            if name == "P":  # - P A: column j loses column i, column i gains column j
+                first, second = np.triu_indices(m, 1)
+                P = block.reshape(m, m)
+                tangent[np.arange(count), :, second] -= P[:, first].T
+                tangent[np.arange(count), :, first] += P[:, second].T
+            columns[:count, self.layout.slice(name)] = tangent.reshape(count, -1)
+        for index, group in enumerate(self.scalings, start=count):
             for name in group:
                 columns[index, self.layout.slice(name)] = theta[self.layout.slice(name)]
         return columns.T
@@ -169,9 +170,8 @@ def rotation_generators(theta: np.ndarray, m: int, blocks: int) -> np.ndarray:
 
     Column k, for the k-th pair i < j in row-major order, is the tangent of
     t -> exp(t A) X on every block X, A = e_i e_j^T - e_j e_i^T: row i of the tangent is row
-    j of X, row j is minus row i. Equal to :meth:`SymmetryGroup.generators` for a layout of
-    weight blocks only whose one continuous symmetry is O(m); compiled, for callers that
-    stay compiled (critpoints.compiled_newton).
+    j of X, row j is minus row i. :meth:`SymmetryGroup.generators` builds its O(m) columns
+    from it; compiled callers (critpoints.compiled_newton) call it directly.
     """
     size = theta.size // blocks
     p = size // m
