@@ -45,7 +45,9 @@ from numba import njit
 from . import dense_solve
 from .dense_solve import direct_solution, exceeds_shift
 
-__all__ = ["CompiledKernels", "options_arrays", "refresh_binding_cache", "run_all", "solve_compiled"]
+__all__ = [
+    "CompiledKernels", "lift_null_directions", "options_arrays", "refresh_binding_cache", "run_all", "solve_compiled",
+]
 
 
 class CompiledKernels(NamedTuple):
@@ -152,8 +154,10 @@ def _safe_value(value, theta, data):
 
 
 @njit(cache=True)
-def _quotient(matrix, directions):
-    """``A + c N N^T`` with ``c = ||A||_F / ||N||_F^2`` (critpoints.newton._lift_null_directions)."""
+def lift_null_directions(matrix, directions):
+    """``A + c N N^T`` with ``c = ||A||_F / ||N||_F^2``: the quotient Jacobian (the reasons are
+    in critpoints.newton._lift_null_directions, which calls this). ``A`` itself when ``N``
+    has no columns or is zero; non-finite if the lift overflows."""
     if directions.shape[1] == 0:
         return matrix
     size = np.sum(directions * directions)
@@ -190,7 +194,7 @@ def _descend(value, residual, jacobian, null_directions, data, theta, tolerance,
         hessian = jacobian(theta, data)
         if not _all_finite(hessian):
             break
-        quotient = _quotient(hessian, null_directions(theta, data))
+        quotient = lift_null_directions(hessian, null_directions(theta, data))
         if not _all_finite(quotient):
             break
         flat = quotient.ravel()
@@ -322,7 +326,7 @@ def _run(value, residual, jacobian, null_directions, data, theta0, reals, intege
         if not _all_finite(hessian):
             status = DIVERGED
             break
-        quotient = _quotient(hessian, null_directions(theta, data))
+        quotient = lift_null_directions(hessian, null_directions(theta, data))
         if not _all_finite(quotient):  # the lift overflowed
             status = DIVERGED
             break

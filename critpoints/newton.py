@@ -65,7 +65,7 @@ import scipy.linalg
 from numpy.typing import ArrayLike
 
 from . import _validation as check
-from .compiled_newton import CompiledKernels, solve_compiled
+from .compiled_newton import CompiledKernels, lift_null_directions, solve_compiled
 from .dense_solve import direct_solution, exceeds_shift
 from .geometry import SphereProduct
 
@@ -439,13 +439,13 @@ def _lift_null_directions(matrix: np.ndarray, directions: np.ndarray) -> np.ndar
     and the step is a Newton step with the orbit directions damped.
     ``c = ||A||_F / ||N||_F^2`` puts the lifted eigenvalues on the scale of ``A``'s (the
     raw generators are used, not an orthonormal basis of their span: a QR per iteration
-    would cost more than the solve).
+    would cost more than the solve). The kernel is the compiled driver's
+    (critpoints.compiled_newton.lift_null_directions); it may overflow to a non-finite
+    matrix, which callers check.
     """
-    size = float(np.sum(directions * directions))
-    if size == 0.0:
-        return matrix
-    with np.errstate(over="ignore", invalid="ignore"):  # callers check the result is finite
-        return matrix + (float(np.linalg.norm(matrix)) / size) * (directions @ directions.T)
+    return lift_null_directions(
+        np.ascontiguousarray(matrix, dtype=np.float64), np.ascontiguousarray(directions, dtype=np.float64)
+    )
 
 
 # ---------------------------------------------------------------------------- one run
