@@ -468,6 +468,20 @@ def _k_norms(rep):
 
 
 @njit(cache=True)
+def _k_through_normalisation(grad_unit, unit, inverse_norm):
+    """dL/df_n from dL/dh_n for h_n = f_n / |f_n| (rows): (g_n - (g_n . h_n) h_n) / |f_n|."""
+    count, m = unit.shape
+    out = np.empty((count, m))
+    for n in range(count):
+        dot = 0.0
+        for i in range(m):
+            dot += grad_unit[n, i] * unit[n, i]
+        for i in range(m):
+            out[n, i] = (grad_unit[n, i] - dot * unit[n, i]) * inverse_norm[n]
+    return out
+
+
+@njit(cache=True)
 def _k_cosine_pairs(u, v, weight, scale, grad_u, grad_v):
     """sum_n w_n c(u_n, v_n); adds scale * w_n dc/du_n to grad_u and scale * w_n dc/dv_n to grad_v."""
     count, m = u.shape
@@ -576,8 +590,6 @@ def _k_evaluate(
             fa, sa, sba = _k_encode(anchor, nza, W, b, symrelu)
             fj, sj, sbj = _k_encode(negative, nzn, W, b, symrelu)
             n_a, n_j = fa.shape[0], fj.shape[0]
-            grad_a = np.zeros((n_a, m))
-            grad_j = np.zeros((n_j, m))
             if family == 0:
                 A = (fa * wa.reshape((n_a, 1))).T @ fa
                 B = (fj * wn.reshape((n_j, 1))).T @ fj
@@ -605,20 +617,8 @@ def _k_evaluate(
                     value += wa[a] * (shift + np.log(partition))
                     for j in range(n_j):
                         coupling[a, j] *= wa[a] / (partition * temperature)
-                grad_ha = coupling @ hj
-                grad_hj = coupling.T @ ha
-                for a in range(n_a):
-                    dot = 0.0
-                    for i in range(m):
-                        dot += grad_ha[a, i] * ha[a, i]
-                    for i in range(m):
-                        grad_a[a, i] = (grad_ha[a, i] - dot * ha[a, i]) * ia[a]
-                for j in range(n_j):
-                    dot = 0.0
-                    for i in range(m):
-                        dot += grad_hj[j, i] * hj[j, i]
-                    for i in range(m):
-                        grad_j[j, i] = (grad_hj[j, i] - dot * hj[j, i]) * ij[j]
+                grad_a = _k_through_normalisation(coupling @ hj, ha, ia)
+                grad_j = _k_through_normalisation(coupling.T @ ha, hj, ij)
             _k_backward(grad_a, anchor, sa, sba, online[r], off_w, b_on)
             _k_backward(grad_j, negative, sj, sbj, online[r], off_w, b_on)
             values[r] = value
