@@ -904,6 +904,8 @@ def newton_stationary(
     n = system.manifold.n
     if theta0.shape != (n,):
         raise ValueError(f"theta0 must have shape ({n},) for the system's manifold, got shape {theta0.shape}")
+    if not np.all(np.isfinite(theta0)):
+        raise ValueError("theta0 must be finite (no NaN or inf)")
     return newton_runs(system, theta0[None, :], options, deflation)[0]
 
 
@@ -958,7 +960,7 @@ def newton_runs(
             f"starts must have shape (R, {manifold.n}) for the system's manifold, got shape {starts.shape}"
         )
     if not np.all(np.isfinite(starts)):
-        raise ValueError("theta0 must be finite (no NaN or inf)")
+        raise ValueError("starts must be finite (no NaN or inf)")
     per_start = per_start_options(options, len(starts))
     known = _validated_deflation(deflation, manifold.n)
     kernels = _compiled(system, known)

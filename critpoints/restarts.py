@@ -286,7 +286,7 @@ def _solve_locally(
     count = len(starts)
     probe = np.unique(np.linspace(0, count - 1, min(count, max(2, size // 4))).round().astype(int))
     rest = np.setdiff1d(np.arange(count), probe)
-    solved = _solve_chunk(recipe, starts[probe[:1]], options[probe[0] : probe[0] + 1], None)
+    solved = _solve_chunk(recipe, starts[probe[:1]], [options[probe[0]]], None)
     began = time.perf_counter()
     solved += _solve_chunk(recipe, starts[probe[1:]], [options[i] for i in probe[1:]], None)
     remaining = (time.perf_counter() - began) / max(len(probe) - 1, 1) * len(rest)
