@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .setting import CONSTRAINTS, ENCODERS, LOSSES, PREDICTOR_CONSTRAINTS, Setting
+from critpoints.model.setting import CONSTRAINTS, ENCODERS, LOSSES, PREDICTOR_CONSTRAINTS, Setting
 
 
 class UsageError(Exception):
@@ -69,7 +69,7 @@ def _bias(text: str | None):
 def _latent(text: str, d: int):
     form = short_form(text)
     if isinstance(form, tuple) and form[0] == "sparsity":
-        from .latent import sparsity_to_counts
+        from critpoints.model.latent import sparsity_to_counts
 
         if len(form) != 2 or not isinstance(form[1], (int, float)):
             raise ValueError(f"latent sparsity needs one number, e.g. sparsity:0.1, got {text!r}")
@@ -119,9 +119,9 @@ def build_setting(args: argparse.Namespace) -> Setting:
 
 def _executor(jobs: int | None):
     if jobs == 1:
-        from .restarts import _InProcess
+        from critpoints.solver.restarts import InProcessExecutor
 
-        return _InProcess()
+        return InProcessExecutor()
     return None
 
 
@@ -134,7 +134,7 @@ def _export(result, args: argparse.Namespace) -> None:
 
 
 def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
-    from .engine import enumerate_critical_points
+    from critpoints.landscape.engine import enumerate_critical_points
 
     result = enumerate_critical_points(
         setting, n_restarts=args.restarts, seed=args.seed, executor=_executor(args.jobs), progress=args.progress,
@@ -142,7 +142,7 @@ def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
     print(result)
     _export(result, args)
     if args.plot:
-        from . import plots
+        from critpoints import plots
 
         for path in (
             plots.minima_heatmaps(result, setting, Path(args.plot) / "minima.png"),
@@ -154,8 +154,8 @@ def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
 
 
 def _dynamics(args: argparse.Namespace, setting: Setting) -> int:
-    from .dynamics import run_dynamics
-    from .engine import enumerate_critical_points
+    from critpoints.dynamics.descent import run_dynamics
+    from critpoints.landscape.engine import enumerate_critical_points
 
     init = short_form(args.init)
     table = None
@@ -170,7 +170,7 @@ def _dynamics(args: argparse.Namespace, setting: Setting) -> int:
     print(result)
     _export(result, args)
     if args.plot:
-        from . import plots
+        from critpoints import plots
 
         path = plots.alignment_histogram(result, Path(args.plot) / "alignment.png")
         print(f"wrote {path}")
@@ -178,9 +178,9 @@ def _dynamics(args: argparse.Namespace, setting: Setting) -> int:
 
 
 def _demo(args: argparse.Namespace, setting: None = None) -> int:
-    from .dynamics import run_dynamics
-    from .engine import enumerate_critical_points
-    from .restarts import _InProcess
+    from critpoints.dynamics.descent import run_dynamics
+    from critpoints.landscape.engine import enumerate_critical_points
+    from critpoints.solver.restarts import InProcessExecutor
 
     began = time.perf_counter()
     for loss in ("spectral", "ncl_cosine"):
@@ -188,7 +188,7 @@ def _demo(args: argparse.Namespace, setting: None = None) -> int:
             p=3, d=3, m=3, loss=loss, latent="one_hot", augmentation=("independent_mask", 0.5),
             encoder="symrelu", bias=-0.3, constraint="unit_rows",
         )
-        table = enumerate_critical_points(setting, n_restarts=args.restarts, seed=0, executor=_InProcess(), progress=False)
+        table = enumerate_critical_points(setting, n_restarts=args.restarts, seed=0, executor=InProcessExecutor(), progress=False)
         print(table)
         print()
         print(run_dynamics(setting, n_starts=args.starts, seed=0, lr=0.05, max_steps=5000, critical_points=table))
@@ -199,8 +199,8 @@ def _demo(args: argparse.Namespace, setting: None = None) -> int:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Validate the non-setting options up front, so that only user errors exit with status 2."""
-    from . import _validation as check
-    from .initialization import INIT_FAMILIES
+    from critpoints import _validation as check
+    from critpoints.landscape.initialization import INIT_FAMILIES
 
     for name in ("restarts", "starts"):
         if getattr(args, name, None) is not None:

@@ -23,15 +23,15 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .engine import spectrum_at
-from .labels import atom_cosines
-from .population_loss import PopulationLoss, population_loss
-from .setting import Setting
+from critpoints.landscape.points import spectrum_at
+from critpoints.landscape.labels import atom_cosines
+from critpoints.losses.population_loss import PopulationLoss, population_loss
+from critpoints.model.setting import Setting
 
 if TYPE_CHECKING:
-    from .dynamics import BasinFraction, DynamicsResult
-    from .experiments import ExperimentResult
-    from .result import CriticalPoint, CriticalPointSet
+    from critpoints.dynamics.descent import BasinFraction, DynamicsResult
+    from critpoints.dynamics.experiments import ExperimentResult
+    from critpoints.landscape.result import CriticalPoint, CriticalPointSet
 
 #: Resolution of every figure (dots per inch).
 DPI = 100
@@ -161,7 +161,7 @@ def basin_curves(
     x : sequence of float
         The parameter values (e.g. the warm-start exponents c).
     curves : dict[str, sequence of BasinFraction]
-        One series per name, one :class:`~critpoints.dynamics.BasinFraction` per x.
+        One series per name, one :class:`~critpoints.dynamics.descent.BasinFraction` per x.
     path : str or Path
     xlabel, ylabel, title : str
     """
@@ -217,7 +217,7 @@ def experiment_metric(result: ExperimentResult, path: str | Path) -> Path:
 
     Parameters
     ----------
-    result : critpoints.experiments.ExperimentResult
+    result : critpoints.dynamics.experiments.ExperimentResult
     path : str or Path
         PNG file; width 1.0 inch per cell (at least 6), height 4.5 inches.
     """

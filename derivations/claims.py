@@ -48,7 +48,7 @@ def _symmetric(name: str, n: int) -> sp.Matrix:
 
 
 def _flat(matrix: sp.Matrix) -> list[sp.Symbol]:
-    """Entries row by row: the package's theta layout of a block (critpoints/parameters.py)."""
+    """Entries row by row: the package's theta layout of a block (critpoints/losses/parameters.py)."""
     return [matrix[i, j] for i in range(matrix.rows) for j in range(matrix.cols)]
 
 

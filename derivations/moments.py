@@ -1,8 +1,8 @@
 """Derivation of the second moments of the latent codes and of the masked views.
 
 Run ``python derivations/moments.py`` to print every identity with its verification.
-The package's closed forms (critpoints/latent.py, critpoints/augmentation.py,
-critpoints/population_moments.py) are tested against the expressions derived here
+The package's closed forms (critpoints/model/latent.py, critpoints/model/augmentation.py,
+critpoints/data/moments.py) are tested against the expressions derived here
 (tests/test_moments.py imports this module).
 
 Masks. Entry (i, j) of E[D A D'] involves only the diagonal entries i and j of D and D',

@@ -51,7 +51,7 @@ Counts: points and orbits
 The homotopy lists *points*; the engine lists one representative per *orbit* of the
 symmetry group. Each engine orbit is expanded to all its points (every neuron permutation
 and sign flip, duplicates merged), so both are compared point by point ("pts") and orbit
-by orbit ("orb"). A certificate of a representative (critpoints.certify) certifies its
+by orbit ("orb"). A certificate of a representative (critpoints.certify.certificate) certifies its
 whole orbit: the loss is invariant, so the images of a certified box are certified boxes.
 
 * **engine**: ``enumerate_critical_points(setting, n_restarts)``, then ``certify_point``
@@ -75,9 +75,9 @@ import numpy as np
 import sympy as sp
 
 import critpoints
-from critpoints.certify import certify_point
-from critpoints.engine import OrbitDatabase
-from critpoints.orbits import orbit_key, same_orbit
+from critpoints.certify.certificate import certify_point
+from critpoints.landscape.orbits import OrbitDatabase
+from critpoints.landscape.orbits import orbit_key, same_orbit
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def covered(points: list[np.ndarray], others: list[np.ndarray], tol: float = 1e-
 
 def orbit_list(loss: critpoints.PopulationLoss, points: list[np.ndarray], tol: float = 1e-6) -> list[np.ndarray]:
     """Representatives of the distinct symmetry orbits among ``points``."""
-    database = OrbitDatabase(loss, tol)
+    database = OrbitDatabase(loss.symmetries, tol)
     for theta in points:
         database.add(theta)
     return database.points
@@ -436,7 +436,7 @@ paths: homotopy paths (the Bezout number of the start system: total degree for s
   cmpl: finite = paths, so no isolated solution is missing;
 hom.pts / hom.orb: real critical points (theta) found by the homotopy / their symmetry orbits;
 eng.pts / eng.orb: the engine's orbits expanded to all their points (neuron permutations and
-  sign flips) / the orbits it lists; cert.orb / cert.pts: orbits certified by critpoints.certify
+  sign flips) / the orbits it lists; cert.orb / cert.pts: orbits certified by critpoints.certify.certificate
   / the points they contain; idx=: certified Morse index equal to the float index;
 eng.miss: homotopy points/orbits the engine missed; hom.miss: engine points/orbits the homotopy
   missed; exact: the exact number of real points where known (complete homotopy or Groebner);

@@ -26,13 +26,13 @@ import numpy as np
 import scipy.optimize
 
 import critpoints
-from critpoints.engine import OrbitDatabase
-from critpoints.initialization import initial_points
+from critpoints.landscape.orbits import OrbitDatabase
+from critpoints.landscape.initialization import initial_points
 
 
 def scipy_root(loss: critpoints.PopulationLoss, starts: np.ndarray, tol: float) -> tuple[float, int, int]:
     """Seconds, converged runs and distinct orbits for scipy.optimize.root from every start."""
-    database = OrbitDatabase(loss, tolerance=1e-6)
+    database = OrbitDatabase(loss.symmetries, tolerance=1e-6)
     converged = 0
     began = time.perf_counter()
     for start in starts:

@@ -23,7 +23,7 @@ import numpy as np
 
 import critpoints
 from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
-from critpoints.engine import describe_point
+from critpoints.landscape.points import describe_point
 
 ROOT = Path(__file__).resolve().parents[1]
 

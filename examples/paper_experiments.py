@@ -27,7 +27,7 @@ import argparse
 import os
 import time
 
-from critpoints import experiments
+from critpoints.dynamics import experiments
 
 
 def quick_subset(name: str) -> list[experiments.Cell]:

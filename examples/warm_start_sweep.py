@@ -36,7 +36,7 @@ import argparse
 import time
 
 import critpoints
-from critpoints.dynamics import run_dynamics
+from critpoints.dynamics.descent import run_dynamics
 
 LOSSES = (("CL spectral", "spectral"), ("NCL ncl_cosine", "ncl_cosine"), ("NCL+pred ncl_predictor", "ncl_predictor"))
 

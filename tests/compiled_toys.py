@@ -2,7 +2,7 @@
 
 Each toy's value, gradient, Hessian and null directions are written again as numba kernels
 of ``(theta, data)`` with ``data = (kind, parameters)``; :func:`compiled_twin` attaches
-them (bound to critpoints.compiled_newton.run_all) to the Python toy, so that the same
+them (bound to critpoints.solver.compiled.run_all) to the Python toy, so that the same
 system can be solved by the compiled driver and, with the attribute removed, by the
 interpreted one.
 """
@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from numba import njit
 
-from critpoints.compiled_newton import CompiledKernels, refresh_binding_cache, run_all
+from critpoints.solver.compiled import CompiledKernels, refresh_binding_cache, run_all
 
 QUARTIC, VALLEY, CAUCHY, QUARTIC_1D, MEXICAN_HAT, ROTATING_HAT, EXPLODING = range(7)
 """Toy kinds; EXPLODING is x^4 with a NaN gradient everywhere."""

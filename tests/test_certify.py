@@ -1,4 +1,4 @@
-"""Certified critical points (critpoints.certify): Krawczyk existence/uniqueness and Morse index."""
+"""Certified critical points (critpoints.certify.certificate): Krawczyk existence/uniqueness and Morse index."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import critpoints as cp
 
 flint = pytest.importorskip("flint", reason="python-flint (the 'certify' extra) is not installed")
 
-from critpoints.certify import (  # noqa: E402
+from critpoints.certify.certificate import (  # noqa: E402
     certified_inertia,
     certify_point,
     enclose_derivatives,

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
-from critpoints.engine import describe_point
-from critpoints.labels import label_point
-from critpoints.restarts import _InProcess
+from critpoints.landscape.points import describe_point
+from critpoints.landscape.labels import label_point
+from critpoints.solver.restarts import InProcessExecutor
 
 from conftest import load_derivation
 
 claims = load_derivation("claims")
-IN_PROCESS = _InProcess()
+IN_PROCESS = InProcessExecutor()
 TAU = 0.95
 
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from critpoints.closed_form import FAMILIES, ClosedFormEvaluator
+from critpoints.losses.closed_form import FAMILIES, ClosedFormEvaluator
 
 
 def psd_factor(C: np.ndarray) -> np.ndarray:

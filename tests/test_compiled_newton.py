@@ -1,7 +1,7 @@
-"""Tests of the compiled Newton driver (critpoints.compiled_newton) and its direct solve
-(critpoints.dense_solve).
+"""Tests of the compiled Newton driver (critpoints.solver.compiled) and its direct solve
+(critpoints.solver.dense_solve).
 
-The compiled driver must make the decisions of the interpreted one (critpoints.newton):
+The compiled driver must make the decisions of the interpreted one (critpoints.solver.newton):
 the tests solve the same system from the same starts both ways -- a toy's compiled twin
 (tests/compiled_toys.py) against the Python toy, the closed-form losses' kernels against
 the loss object -- and compare statuses, iterations and points; the toys' exact solutions
@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import critpoints
-from critpoints.closed_form import flat_gradient, flat_hessian, flat_rotation_generators, flat_value
-from critpoints.compiled_newton import refresh_binding_cache
-from critpoints.dense_solve import (
+from critpoints.losses.closed_form import flat_gradient, flat_hessian, flat_rotation_generators, flat_value
+from critpoints.solver.compiled import refresh_binding_cache
+from critpoints.solver.dense_solve import (
     direct_solution,
     exceeds_shift,
     lu_factor,
@@ -30,9 +30,9 @@ from critpoints.dense_solve import (
     one_norm,
     reciprocal_condition,
 )
-from critpoints.engine import LossSystem
-from critpoints.initialization import initial_points
-from critpoints.newton import NewtonOptions, Status, newton_runs
+from critpoints.landscape.system import LossSystem
+from critpoints.landscape.initialization import initial_points
+from critpoints.solver.newton import NewtonOptions, Status, newton_runs
 from compiled_toys import CAUCHY, EXPLODING, QUARTIC, QUARTIC_1D, ROTATING_HAT, VALLEY, compiled_twin
 from toy_systems import (
     CauchyLoss1D,

@@ -7,9 +7,9 @@ import pytest
 
 import critpoints
 from conftest import LOSS_FAMILIES
-from critpoints.batched_losses import BatchedLoss, BatchedSpheres
-from critpoints.dynamics import descend, run_dynamics, wilson_interval
-from critpoints.restarts import _InProcess
+from critpoints.losses.batched import BatchedLoss, BatchedSpheres
+from critpoints.dynamics.descent import descend, run_dynamics, wilson_interval
+from critpoints.solver.restarts import InProcessExecutor
 
 
 def _setting(loss: str, **options) -> critpoints.Setting:
@@ -122,7 +122,7 @@ def test_descent_matches_a_plain_single_start_loop(family, options, schedule):
 
 def test_alternating_predictor_parts_are_the_objectives_partial_derivatives():
     """Online part = d L_o / d(W, P), target part = d L_t / d(W_t, P), by central differences of (L_o, L_t)."""
-    from critpoints.measure_losses import MeasureEvaluator
+    from critpoints.losses.measure import MeasureEvaluator
 
     setting = _setting("ncl_predictor", constraint="none")
     loss = critpoints.population_loss(setting)
@@ -152,7 +152,7 @@ def test_descent_converges_to_the_good_minimum_and_matches_it():
     """From a small perturbation of M, CL descent converges to the good minimum, labelled and matched."""
     setting = _setting("spectral", p=3, d=3, m=3)
     loss = critpoints.population_loss(setting)
-    table = critpoints.enumerate_critical_points(setting, n_restarts=12, seed=0, executor=_InProcess(), progress=False)
+    table = critpoints.enumerate_critical_points(setting, n_restarts=12, seed=0, executor=InProcessExecutor(), progress=False)
     start = loss.pack(W=np.eye(3) + 0.05 * np.random.default_rng(0).standard_normal((3, 3)))
     result = run_dynamics(setting, n_starts=1, init=start, lr=0.05, max_steps=4000, critical_points=table)
     run = result.trajectories[0]

@@ -11,9 +11,9 @@ import pytest
 
 import critpoints
 from critpoints import Setting, enumerate_critical_points, load_result, population_loss, view_moments
-from critpoints.restarts import _InProcess
+from critpoints.solver.restarts import InProcessExecutor
 
-IN_PROCESS = _InProcess()
+IN_PROCESS = InProcessExecutor()
 
 
 def claim3_setting(d: int, beta: float = 0.3, q: float = 0.5) -> Setting:

@@ -15,12 +15,12 @@ import pytest
 
 import critpoints
 from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
-from critpoints.restarts import _InProcess
+from critpoints.solver.restarts import InProcessExecutor
 
 from conftest import load_derivation
 
 exact = load_derivation("exact_critical_points")
-IN_PROCESS = _InProcess()
+IN_PROCESS = InProcessExecutor()
 
 #: Starts per setting: the unit-row ncl_squared landscape has 36 orbits, some with small basins.
 RESTARTS = {("ncl_squared", "unit_rows"): 600}
@@ -89,7 +89,7 @@ def test_index_at_the_fixed_point_of_the_rotations():
     package_setting = Setting(**setting.package_kwargs())
     loss = population_loss(package_setting)
     near_zero = loss.pack(W=np.array([[1e-12, 0.0], [0.0, 0.0]]))  # where Newton stops (|W| ~ 1e-11)
-    point = critpoints.engine.describe_point(loss, near_zero, 1, tau_good=0.95, eigenvalue_tolerance=1e-7)
+    point = critpoints.landscape.points.describe_point(loss, near_zero, 1, tau_good=0.95, eigenvalue_tolerance=1e-7)
     assert (point.kind, point.index) == (orbit.kind, orbit.index) == ("maximum", 4)
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import critpoints
-from critpoints import experiments
-from critpoints.batched_losses import BatchedLoss
-from critpoints.finite_measure import FiniteMeasure
-from critpoints.labels import alignment
+from critpoints.dynamics import experiments
+from critpoints.losses.batched import BatchedLoss
+from critpoints.data.finite_measure import FiniteMeasure
+from critpoints.landscape.labels import alignment
 
 
 def _ntxent_value(u: np.ndarray, v: np.ndarray, tau: float) -> float:

@@ -1,4 +1,4 @@
-"""Tests of critpoints.geometry: Riemannian calculus on a product of spheres.
+"""Tests of critpoints.manifolds.spheres: Riemannian calculus on a product of spheres.
 
 The derivative checks compare the closed forms against finite differences of the ambient
 function along retraction curves, for random quartic polynomials whose Euclidean derivatives
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from critpoints.geometry import SphereBlock, SphereProduct
+from critpoints.manifolds.spheres import SphereBlock, SphereProduct
 
 FEW = settings(max_examples=25, deadline=None)
 

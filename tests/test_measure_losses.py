@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from autograd_reference import Setup, encoder_output, reference_derivatives
 from conftest import ROOT
-from critpoints.finite_measure import FiniteMeasure
-from critpoints.measure_losses import MeasureEvaluator, internal_index
-from critpoints.parameters import ParameterLayout
+from critpoints.data.finite_measure import FiniteMeasure
+from critpoints.losses.measure import MeasureEvaluator, internal_index
+from critpoints.losses.parameters import ParameterLayout
 
 pytestmark = pytest.mark.filterwarnings("ignore:Output seems independent of input")
 

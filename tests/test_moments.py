@@ -32,7 +32,7 @@ LATENT_SIZES = [(latent, d) for latent in LATENTS[:1] + LATENTS[2:] for d in (1,
 def test_latent_moment_matches_derivation(derivation, latent, d):
     moments = derivation("moments")
     name = latent if isinstance(latent, str) else latent[0]
-    obj = critpoints.latent.parse_latent(latent)
+    obj = critpoints.model.latent.parse_latent(latent)
     diagonal, off_diagonal = moments.latent_moment_formulas()[name]
     subs = {moments.d: d, moments.k: getattr(obj, "k", 0), moments.k_neg: getattr(obj, "k_neg", 0),
             moments.prob: sp.Rational(2, 5)}
@@ -46,7 +46,7 @@ def test_mask_moments_match_derivation(derivation, augmentation):
     """Each 2 x 2 principal block of the package's view moments equals the derived identity."""
     moments = derivation("moments")
     identities = moments.mask_identities()
-    obj = critpoints.augmentation.parse_augmentation(augmentation)
+    obj = critpoints.model.augmentation.parse_augmentation(augmentation)
     kind = "independent" if obj.name == "independent_mask" else "complementary"
     rng = np.random.default_rng(0)
     a = rng.standard_normal((5, 5))

@@ -1,4 +1,4 @@
-"""Tests of the generic solver layer: critpoints.newton and critpoints.restarts.
+"""Tests of the generic solver layer: critpoints.solver.newton and critpoints.solver.restarts.
 
 The toy systems (tests/toy_systems.py) have exact solutions computed independently of the
 solver (cubic roots, eigenvectors), so every check compares the solver with a closed form:
@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import critpoints
-from critpoints import restarts
-from critpoints.engine import LossSystem
-from critpoints.initialization import initial_points
-from critpoints.newton import (
+from critpoints.solver import restarts
+from critpoints.landscape.system import LossSystem
+from critpoints.landscape.initialization import initial_points
+from critpoints.solver.newton import (
     NewtonOptions,
     NewtonResult,
     Status,
@@ -32,7 +32,7 @@ from critpoints.newton import (
     deflation_log_factor,
     newton_stationary,
 )
-from critpoints.restarts import distinct_solutions, solve_from_starts
+from critpoints.solver.restarts import distinct_solutions, solve_from_starts
 from toy_systems import (
     CauchyLoss1D,
     CountingSystem,

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from conftest import LOSS_FAMILIES
 from autograd_reference import Setup, reference_derivatives
 from critpoints import Setting, enumerate_critical_points, exact_view_measure, population_loss, sample_views, view_moments
-from critpoints.labels import symrelu
-from critpoints.restarts import _InProcess
+from critpoints.landscape.labels import symrelu
+from critpoints.solver.restarts import InProcessExecutor
 
 pytestmark = pytest.mark.filterwarnings("ignore:Output seems independent of input")
 
@@ -303,7 +303,7 @@ def test_declared_symmetries_are_not_too_many():
 def test_generators_span_null_directions_at_stationary_points(kwargs):
     setting = Setting(**{"p": 3, "d": 3, "m": 3, **kwargs})
     loss = population_loss(setting)
-    result = enumerate_critical_points(setting, n_restarts=12, seed=0, executor=_InProcess(), progress=False)
+    result = enumerate_critical_points(setting, n_restarts=12, seed=0, executor=InProcessExecutor(), progress=False)
     assert len(result) > 0
     for point in list(result)[:3]:
         theta = loss.pack(**point.params)

@@ -45,7 +45,7 @@ def test_short_forms():
     assert build(encoder="symrelu", bias="trainable").trainable_bias
     np.testing.assert_array_equal(build(encoder="symrelu", bias=[0.1, -0.2, 0.0]).bias, [0.1, -0.2, 0.0])
     assert build(loss="infonce", temperature=0.05).loss.temperature == 0.05
-    assert build(loss="infonce").loss.temperature == critpoints.setting.DEFAULT_TEMPERATURE
+    assert build(loss="infonce").loss.temperature == critpoints.model.setting.DEFAULT_TEMPERATURE
     assert build(loss="ncl_cosine", tied=True, encoder="symrelu").loss.two_encoders is False
     assert build(loss="ncl_predictor", normalize=False).loss.normalize is False
 

@@ -1,7 +1,7 @@
-"""Small systems with known zeros, following critpoints.newton.StationarySystem.
+"""Small systems with known zeros, following critpoints.solver.newton.StationarySystem.
 
 Each class has hand-written derivatives; the module-level ``make_*`` functions build them
-from picklable arguments, as :func:`critpoints.restarts.solve_from_starts` requires. The
+from picklable arguments, as :func:`critpoints.solver.restarts.solve_from_starts` requires. The
 exact solutions are computed independently of the solver (roots of univariate cubics,
 eigenvectors), so the tests compare the solver against closed forms.
 """
@@ -12,7 +12,7 @@ import itertools
 
 import numpy as np
 
-from critpoints.geometry import SphereProduct
+from critpoints.manifolds.spheres import SphereProduct
 
 # ---------------------------------------------------------------------------- separable quartic
 

@@ -1,0 +1,1 @@
+"""Interval and exact-rational modules generated from the sympy derivations in derivations/ (do not edit)."""

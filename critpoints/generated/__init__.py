@@ -1,1 +1,0 @@
-"""Evaluator modules generated from the sympy derivations in derivations/."""

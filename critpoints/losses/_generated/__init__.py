@@ -1,0 +1,1 @@
+"""Numba evaluator modules generated from the sympy derivations in derivations/ (do not edit)."""

@@ -1,0 +1,2 @@
+"""The setting: data model (dictionary, latent, augmentation) and the Setting that
+holds one population-loss landscape's definition. Knows nothing of evaluators or solvers."""
