@@ -4,16 +4,16 @@ The setting of Pokle, Tian, Li and Risteski (AISTATS 2022): sparse-coding data x
 two views by random masking, a one-layer encoder, contrastive or non-contrastive losses.
 """
 
+from critpoints.data.finite_measure import FiniteMeasure
+from critpoints.data.moments import ViewMoments, view_moments
+from critpoints.data.view_laws import ViewSample, exact_view_measure, sample_view_measure, sample_views
+from critpoints.landscape.engine import enumerate_critical_points
+from critpoints.landscape.result import CriticalPoint, CriticalPointSet, load_result
+from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.augmentation import ComplementaryMask, IndependentMask
 from critpoints.model.dictionary import GivenDictionary, IdentityDictionary, RandomDictionary
-from critpoints.landscape.engine import enumerate_critical_points
-from critpoints.data.finite_measure import FiniteMeasure
 from critpoints.model.latent import Bernoulli, FixedCount, OneHot, sparsity_to_counts
-from critpoints.losses.population_loss import PopulationLoss, population_loss
-from critpoints.data.moments import ViewMoments, view_moments
-from critpoints.landscape.result import CriticalPoint, CriticalPointSet, load_result
 from critpoints.model.setting import ClosedForm, ExactEnumeration, LossSpec, SampleAverage, Setting
-from critpoints.data.view_laws import ViewSample, exact_view_measure, sample_view_measure, sample_views
 
 __version__ = "0.1.0"
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from critpoints.model.setting import CONSTRAINTS, ENCODERS, LOSSES, PREDICTOR_CONSTRAINTS, Setting
 
@@ -85,20 +85,31 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--m", type=int, required=True, help="number of neurons")
     group.add_argument("--loss", required=True, choices=LOSSES)
     group.add_argument("--dictionary", default="identity", help="identity | random:SEED")
-    group.add_argument("--latent", default="one_hot",
-                       help="one_hot | one_hot:positive | fixed_count:K:KNEG | bernoulli:PROB | sparsity:S")
+    group.add_argument(
+        "--latent",
+        default="one_hot",
+        help="one_hot | one_hot:positive | fixed_count:K:KNEG | bernoulli:PROB | sparsity:S",
+    )
     group.add_argument("--noise", type=float, default=0.0, help="sigma of the Gaussian input noise")
-    group.add_argument("--augmentation", default="independent_mask:0.5",
-                       help="independent_mask:Q (Q the drop probability) | complementary_mask")
+    group.add_argument(
+        "--augmentation",
+        default="independent_mask:0.5",
+        help="independent_mask:Q (Q the drop probability) | complementary_mask",
+    )
     group.add_argument("--encoder", default="linear", choices=ENCODERS)
     group.add_argument("--bias", default=None, help="symrelu bias: a number, m comma-separated numbers, or trainable")
     group.add_argument("--constraint", default="none", choices=CONSTRAINTS)
-    group.add_argument("--expectation", default="auto",
-                       help="auto | closed_form | exact_enumeration | sample_average:N:SEED")
+    group.add_argument(
+        "--expectation", default="auto", help="auto | closed_form | exact_enumeration | sample_average:N:SEED"
+    )
     group.add_argument("--temperature", type=float, default=None, help="infonce temperature")
     group.add_argument("--tied", action=argparse.BooleanOptionalAction, default=None, help="ncl_cosine: one encoder")
-    group.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                       help="ncl_predictor: cosine (default) or raw inner products")
+    group.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ncl_predictor: cosine (default) or raw inner products",
+    )
     group.add_argument("--predictor-constraint", default=None, choices=PREDICTOR_CONSTRAINTS)
     group.add_argument("--max-support-size", type=int, default=None, help="largest exact enumeration")
 
@@ -106,11 +117,22 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
 def build_setting(args: argparse.Namespace) -> Setting:
     """The :class:`Setting` of parsed flags (raises Setting's ValueError / TypeError)."""
     keywords = dict(
-        p=args.p, d=args.d, m=args.m, loss=args.loss, dictionary=short_form(args.dictionary),
-        latent=_latent(args.latent, args.d), noise=args.noise, augmentation=short_form(args.augmentation),
-        encoder=args.encoder, bias=_bias(args.bias), constraint=args.constraint,
-        expectation=short_form(args.expectation), temperature=args.temperature, tied=args.tied,
-        normalize=args.normalize, predictor_constraint=args.predictor_constraint,
+        p=args.p,
+        d=args.d,
+        m=args.m,
+        loss=args.loss,
+        dictionary=short_form(args.dictionary),
+        latent=_latent(args.latent, args.d),
+        noise=args.noise,
+        augmentation=short_form(args.augmentation),
+        encoder=args.encoder,
+        bias=_bias(args.bias),
+        constraint=args.constraint,
+        expectation=short_form(args.expectation),
+        temperature=args.temperature,
+        tied=args.tied,
+        normalize=args.normalize,
+        predictor_constraint=args.predictor_constraint,
     )
     if args.max_support_size is not None:
         keywords["max_support_size"] = args.max_support_size
@@ -137,7 +159,11 @@ def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
     from critpoints.landscape.engine import enumerate_critical_points
 
     result = enumerate_critical_points(
-        setting, n_restarts=args.restarts, seed=args.seed, executor=_executor(args.jobs), progress=args.progress,
+        setting,
+        n_restarts=args.restarts,
+        seed=args.seed,
+        executor=_executor(args.jobs),
+        progress=args.progress,
     )
     print(result)
     _export(result, args)
@@ -161,11 +187,23 @@ def _dynamics(args: argparse.Namespace, setting: Setting) -> int:
     table = None
     if args.match:
         table = enumerate_critical_points(
-            setting, n_restarts=args.match, seed=args.seed, executor=_executor(args.jobs), progress=args.progress,
+            setting,
+            n_restarts=args.match,
+            seed=args.seed,
+            executor=_executor(args.jobs),
+            progress=args.progress,
         )
     result = run_dynamics(
-        setting, n_starts=args.starts, seed=args.seed, init=init, lr=args.lr, max_steps=args.max_steps,
-        tol=args.tol, schedule=args.schedule, step=args.step, critical_points=table,
+        setting,
+        n_starts=args.starts,
+        seed=args.seed,
+        init=init,
+        lr=args.lr,
+        max_steps=args.max_steps,
+        tol=args.tol,
+        schedule=args.schedule,
+        step=args.step,
+        critical_points=table,
     )
     print(result)
     _export(result, args)
@@ -185,10 +223,19 @@ def _demo(args: argparse.Namespace, setting: None = None) -> int:
     began = time.perf_counter()
     for loss in ("spectral", "ncl_cosine"):
         setting = Setting(
-            p=3, d=3, m=3, loss=loss, latent="one_hot", augmentation=("independent_mask", 0.5),
-            encoder="symrelu", bias=-0.3, constraint="unit_rows",
+            p=3,
+            d=3,
+            m=3,
+            loss=loss,
+            latent="one_hot",
+            augmentation=("independent_mask", 0.5),
+            encoder="symrelu",
+            bias=-0.3,
+            constraint="unit_rows",
         )
-        table = enumerate_critical_points(setting, n_restarts=args.restarts, seed=0, executor=InProcessExecutor(), progress=False)
+        table = enumerate_critical_points(
+            setting, n_restarts=args.restarts, seed=0, executor=InProcessExecutor(), progress=False
+        )
         print(table)
         print()
         print(run_dynamics(setting, n_starts=args.starts, seed=0, lr=0.05, max_steps=5000, critical_points=table))
@@ -249,8 +296,13 @@ def make_parser() -> argparse.ArgumentParser:
     dynamics.add_argument("--tol", type=float, default=1e-9, help="stationarity tolerance (relative)")
     dynamics.add_argument("--schedule", default="auto", choices=("auto", "simultaneous", "alternating"))
     dynamics.add_argument("--step", default="riemannian", choices=("riemannian", "projected"))
-    dynamics.add_argument("--match", type=int, default=0, metavar="RESTARTS",
-                          help="enumerate with this many restarts first and match every run to its point")
+    dynamics.add_argument(
+        "--match",
+        type=int,
+        default=0,
+        metavar="RESTARTS",
+        help="enumerate with this many restarts first and match every run to its point",
+    )
     dynamics.add_argument("--jobs", type=int, default=None, help="for --match: 1 runs Newton in this process")
     dynamics.add_argument("--json", metavar="FILE", help="write the runs as JSON")
     dynamics.add_argument("--csv", metavar="FILE", help="write one row per run as CSV")

@@ -16,15 +16,16 @@ function returns the path it wrote. Sizes are ``figsize * dpi`` pixels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from critpoints.landscape.points import spectrum_at
 from critpoints.landscape.labels import atom_cosines
+from critpoints.landscape.points import spectrum_at
 from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.setting import Setting
 
@@ -72,7 +73,9 @@ def minima_heatmaps(result: CriticalPointSet, setting: Setting, path: str | Path
     figure = Figure(figsize=(3.0 * columns, 2.8 * rows))
     for number, point in enumerate(points):
         axis = figure.add_subplot(rows, columns, number + 1)
-        image = axis.imshow(atom_cosines(point.params["W"], dictionary), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        image = axis.imshow(
+            atom_cosines(point.params["W"], dictionary), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto"
+        )
         axis.set_title(f"{point.kind} {point.label}\nL={point.loss:.5g}", fontsize=8)
         axis.set_xlabel("atom j", fontsize=7)
         axis.set_ylabel("neuron i", fontsize=7)
@@ -114,8 +117,13 @@ def hessian_spectra(result: CriticalPointSet, setting: Setting, path: str | Path
     loss = population_loss(setting)
     for number, point in enumerate(list(result)[:max_points], start=1):
         values = point_spectrum(setting, point, loss)
-        axis.scatter(np.full(values.shape, number), values, s=10, marker=LABEL_MARKERS.get(point.label, "o"),
-                     color=LABEL_COLOURS.get(point.label, "k"))
+        axis.scatter(
+            np.full(values.shape, number),
+            values,
+            s=10,
+            marker=LABEL_MARKERS.get(point.label, "o"),
+            color=LABEL_COLOURS.get(point.label, "k"),
+        )
     axis.axhline(0.0, color="k", linewidth=0.5)
     axis.set_yscale("symlog", linthresh=1e-3)
     axis.set_xlabel("point (table row, lowest loss first)")
@@ -135,8 +143,13 @@ def index_vs_loss(result: CriticalPointSet, path: str | Path) -> Path:
     for label in LABEL_COLOURS:
         points = [point for point in result if point.label == label]
         if points:
-            axis.scatter([p.loss for p in points], [p.index for p in points], color=LABEL_COLOURS[label],
-                         marker=LABEL_MARKERS[label], label=label)
+            axis.scatter(
+                [p.loss for p in points],
+                [p.index for p in points],
+                color=LABEL_COLOURS[label],
+                marker=LABEL_MARKERS[label],
+                label=label,
+            )
     axis.set_xlabel("loss")
     axis.set_ylabel("index")
     axis.set_title("index against loss", fontsize=9)
@@ -231,8 +244,14 @@ def experiment_metric(result: ExperimentResult, path: str | Path) -> Path:
         sds = [c.summary()[f"{when} min"][1] for c in cells]
         axis.bar(x + offset, means, width=0.4, yerr=sds, capsize=2, color=colour, label=f"{when} min_j a_j")
         maxima = [c.summary()[f"{when} max"][0] for c in cells]
-        axis.scatter(x + offset, maxima, marker="_", color="navy" if offset < 0 else "saddlebrown", s=80,
-                     label=f"{when} max_j a_j")
+        axis.scatter(
+            x + offset,
+            maxima,
+            marker="_",
+            color="navy" if offset < 0 else "saddlebrown",
+            s=80,
+            label=f"{when} max_j a_j",
+        )
     axis.set_xticks(x)
     axis.set_xticklabels([" ".join(c.cell.describe().split()[1:]) for c in cells], rotation=60, ha="right", fontsize=6)
     axis.set_ylim(0.0, 1.05)

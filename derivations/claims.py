@@ -66,9 +66,7 @@ def _is_zero(expr) -> bool:
 
 def soft_threshold(value, threshold):
     """sigma_{-threshold}(value) = sign(value) (|value| - threshold)_+ as a sympy Piecewise."""
-    return sp.Piecewise(
-        (value - threshold, value > threshold), (value + threshold, value < -threshold), (0, True)
-    )
+    return sp.Piecewise((value - threshold, value > threshold), (value + threshold, value < -threshold), (0, True))
 
 
 def cosine(u: Sequence, v: Sequence):
@@ -247,12 +245,19 @@ def prove_dead_region() -> dict:
     }
     values = {name: sp.simplify(value) for name, value in values.items()}
     assert values == {
-        "spectral": 0, "infonce": 0, "ncl_squared": 0, "ncl_cosine": 2,
-        "ncl_predictor": 2, "ncl_predictor (unnormalised)": 0,
+        "spectral": 0,
+        "infonce": 0,
+        "ncl_squared": 0,
+        "ncl_cosine": 2,
+        "ncl_predictor": 2,
+        "ncl_predictor (unnormalised)": 0,
     }
     # unit rows: sum_j w_j^2 = 1 forces max_j w_j^2 >= 1/p, with equality at (1, ..., 1)/sqrt(p)
-    return {"dead interval": str(inside), "loss values in the dead region": values,
-            "unit rows": "dead region non-empty iff beta > 1/sqrt(p)"}
+    return {
+        "dead interval": str(inside),
+        "loss values in the dead region": values,
+        "unit rows": "dead region non-empty iff beta > 1/sqrt(p)",
+    }
 
 
 # ----------------------------------------------------------------------------- claim 2
@@ -267,8 +272,7 @@ def ncl_cosine_one_hot_loss(d: int, m: int, tied: bool) -> tuple[sp.Expr, list, 
     online = [[sp.Symbol(f"c_{i}{j}", real=True) for i in range(m)] for j in range(d)]
     target = online if tied else [[sp.Symbol(f"k_{i}{j}", real=True) for i in range(m)] for j in range(d)]
     expectation = sum(
-        weight * cosine(_represent(online, v1, m), _represent(target, v2, m))
-        for weight, v1, v2 in one_hot_view_law(d)
+        weight * cosine(_represent(online, v1, m), _represent(target, v2, m)) for weight, v1, v2 in one_hot_view_law(d)
     )
     return sp.expand(2 - 2 * expectation), online, target
 
@@ -371,8 +375,13 @@ def prove_good_fraction(d: int = 3, tau_good=sp.Rational(95, 100)) -> dict:
     if d == 3:
         tau_symbol = sp.Symbol("tau", positive=True)
         assert sp.simplify(sphere_coordinate_tail(3, tau_symbol) - (1 - tau_symbol)) == 0
-    return {"d": d, "tau_good": tau_good, "P(|u_1| >= tau_good)": tail, "P(good)": probability,
-            "P(good) (float)": float(probability)}
+    return {
+        "d": d,
+        "tau_good": tau_good,
+        "P(|u_1| >= tau_good)": tail,
+        "P(good)": probability,
+        "P(good) (float)": float(probability),
+    }
 
 
 def good_probability(d: int, tau_good: float) -> float:
@@ -408,8 +417,10 @@ def prove_soft_threshold_inequality() -> dict:
         # the inequality on the whole interval, as a statement about a polynomial's sign
         assert sp.solveset(s * (1 - value) < 0, s, sp.Interval(0, value)) == sp.EmptySet
         assert sp.solveset(value * (1 - s) < 0, s, sp.Interval(value, 1)) == sp.EmptySet
-    return {"inequality": "(t - beta)_+ <= t (1 - beta) on [0, 1], equality iff t in {0, 1}",
-            "row bound": "||sigma(w)||^2 <= (1 - beta)^2 for a unit row, equality iff w = +-e_k"}
+    return {
+        "inequality": "(t - beta)_+ <= t (1 - beta) on [0, 1], equality iff t in {0, 1}",
+        "row bound": "||sigma(w)||^2 <= (1 - beta)^2 for a unit row, equality iff w = +-e_k",
+    }
 
 
 def spectral_one_hot_loss(d: int, m: int) -> tuple[sp.Expr, list]:
@@ -472,8 +483,10 @@ def prove_claim3_bound() -> dict:
     assert sp.simplify(value - (-2 * (1 - beta) ** 2 + (1 - beta) ** 4 / d)) == 0
     # d (1 - beta)^2 < d^2 for 0 < beta < 1 and d >= 1
     assert sp.simplify(d**2 - d * (1 - beta) ** 2 - d * (d - 1) - d * beta * (2 - beta)) == 0
-    return {"global minimum": "(1-q)^2 (-2 (1-beta)^2 + (1-beta)^4 / d)",
-            "attained iff": "W is a signed permutation matrix (rows +-e_pi(i))"}
+    return {
+        "global minimum": "(1-q)^2 (-2 (1-beta)^2 + (1-beta)^4 / d)",
+        "attained iff": "W is a signed permutation matrix (rows +-e_pi(i))",
+    }
 
 
 def signed_atom_loss(occupation: Sequence[int], beta_value, q_value, d: int | None = None):
@@ -534,8 +547,10 @@ def prove_signed_atom_minima() -> dict:
     # lambda = -dL/dg * slope at g = n a
     lam = sp.simplify(-dL.subs(g, n * (1 - beta) ** 2) * (-slope))
     assert sp.simplify(lam - 2 * rho**2 * (1 - beta) / d * (1 - n * (1 - beta) ** 2 / d)) == 0
-    return {"local minima": "rows = signed atoms, any occupation n with n_j (1-beta)^2 < d",
-            "Hessian eigenvalue per row on atom j": "(4 rho^2 (1-beta)/d)(1 - n_j (1-beta)^2/d), multiplicity p - 1"}
+    return {
+        "local minima": "rows = signed atoms, any occupation n with n_j (1-beta)^2 < d",
+        "Hessian eigenvalue per row on atom j": "(4 rho^2 (1-beta)/d)(1 - n_j (1-beta)^2/d), multiplicity p - 1",
+    }
 
 
 def partitions(total: int, parts: int, largest: int | None = None) -> list[tuple[int, ...]]:
@@ -607,8 +622,10 @@ def prove_ncl_squared_unit_rows_flat() -> dict:
     unit = {w[1]: sp.sqrt(1 - w[0] ** 2), v[1]: sp.sqrt(1 - v[0] ** 2)}
     expected = 2 * rho * (1 - rho) * sigma[0, 0] + rho**2 * ((w - v).T * sigma * (w - v))[0]
     assert _is_zero(sp.expand((loss - expected).subs(unit)))
-    return {"loss per neuron": "2 rho (1-rho) s + rho^2 (w - v)^T Sigma (w - v)",
-            "global minima": "{W_t = W}: every unit-row W, value 2 m rho (1 - rho) s"}
+    return {
+        "loss per neuron": "2 rho (1-rho) s + rho^2 (w - v)^T Sigma (w - v)",
+        "global minima": "{W_t = W}: every unit-row W, value 2 m rho (1 - rho) s",
+    }
 
 
 PROOFS = (

@@ -114,16 +114,14 @@ LOSSES = (
         expr=-2 * sp.Trace(W * C12 * W.T) + sp.Trace(W.T * W * C11 * W.T * W * Cneg),
         params=(W,),
         directions=(V,),
-        definition="L(W) = -2 E[f(x1).f(x2)] + E[(f(x1).f(x'))^2] "
-        "= -2 tr(W C12 W^T) + tr(W^T W C11 W^T W Cneg)",
+        definition="L(W) = -2 E[f(x1).f(x2)] + E[(f(x1).f(x'))^2] = -2 tr(W C12 W^T) + tr(W^T W C11 W^T W Cneg)",
     ),
     Loss(
         name="ncl_squared",
         expr=sp.Trace(W * C11 * W.T) - 2 * sp.Trace(W * C12 * W_t.T) + sp.Trace(W_t * C22 * W_t.T),
         params=(W, W_t),
         directions=(V, V_t),
-        definition="L(W, W_t) = E||W x1 - W_t x2||^2 "
-        "= tr(W C11 W^T) - 2 tr(W C12 W_t^T) + tr(W_t C22 W_t^T)",
+        definition="L(W, W_t) = E||W x1 - W_t x2||^2 = tr(W C11 W^T) - 2 tr(W C12 W_t^T) + tr(W_t C22 W_t^T)",
     ),
 )
 
@@ -197,9 +195,7 @@ def merge_traces(terms: Iterable[tuple[sp.Rational, Product]]) -> TracePoly:
     for coeff, prod in terms:
         key = canonical_trace(prod)
         collected[key] = collected.get(key, sp.Integer(0)) + coeff
-    return tuple(
-        (collected[key], key) for key in sorted(collected, key=product_key) if collected[key] != 0
-    )
+    return tuple((collected[key], key) for key in sorted(collected, key=product_key) if collected[key] != 0)
 
 
 def trace_poly(expr: sp.Expr) -> TracePoly:
@@ -243,9 +239,7 @@ def merge_products(terms: Iterable[tuple[sp.Rational, Product]]) -> MatPoly:
     collected: dict[Product, sp.Rational] = {}
     for coeff, prod in terms:
         collected[prod] = collected.get(prod, sp.Integer(0)) + coeff
-    return tuple(
-        (collected[key], key) for key in sorted(collected, key=product_key) if collected[key] != 0
-    )
+    return tuple((collected[key], key) for key in sorted(collected, key=product_key) if collected[key] != 0)
 
 
 def gradient(loss: Loss) -> dict[str, MatPoly]:
@@ -315,9 +309,7 @@ def hessian(loss: Loss) -> tuple[HessianBlock, ...]:
     blocks = []
     for a in names:
         for b in names:
-            blocks.append(
-                HessianBlock(a, b, _group(kron[(a, b)]), _group(swap[(a, b)]))
-            )
+            blocks.append(HessianBlock(a, b, _group(kron[(a, b)]), _group(swap[(a, b)])))
     return tuple(blocks)
 
 
@@ -341,6 +333,7 @@ def _group(terms) -> tuple[tuple[Product, MatPoly], ...]:
 
 def _random_moments(rng: random.Random, n: int) -> dict[str, sp.ImmutableMatrix]:
     """Random integer moments: C11, C22, Cneg symmetric, C12 general."""
+
     def rand(symmetric: bool) -> sp.ImmutableMatrix:
         a = sp.Matrix(n, n, lambda i, j: rng.randint(-4, 4))
         return sp.ImmutableMatrix(a + a.T if symmetric else a)
@@ -422,9 +415,7 @@ def _defining_expectation(loss: Loss, values, moments, pp: int) -> sp.Expr:
     if loss.name == "spectral":
         attract = ((f * col(x1)).T * (f * col(x2)))[0, 0]
         repulse = ((f * col(x1)).T * (f * col(xn)))[0, 0] ** 2
-        return -2 * _expectation(attract, [(x1, x2)], table) + _expectation(
-            repulse, [(x1,), (xn,)], table
-        )
+        return -2 * _expectation(attract, [(x1, x2)], table) + _expectation(repulse, [(x1,), (xn,)], table)
     if loss.name == "ncl_squared":
         diff = f * col(x1) - values["W_t"] * col(x2)
         return _expectation((diff.T * diff)[0, 0], [(x1, x2)], table)
@@ -457,9 +448,7 @@ def _assemble_hessian(loss: Loss, values, mm: int, pp: int) -> sp.Matrix:
     return out
 
 
-def verify(
-    sizes: Sequence[tuple[int, int]] = ((2, 3), (3, 2), (1, 2)), seed: int = 20220328
-) -> None:
+def verify(sizes: Sequence[tuple[int, int]] = ((2, 3), (3, 2), (1, 2)), seed: int = 20220328) -> None:
     """Check every derived formula exactly against brute force; raise on a mismatch."""
     rng = random.Random(seed)
     for mm, pp in sizes:
@@ -470,9 +459,7 @@ def verify(
             subs = {SYMBOLS[k]: v for k, v in values.items()}
             subs.update({m: mm, p: pp})
             # loss: trace form against the defining expectation
-            scalar = sp.expand(
-                sum(c * _explicit(prod, values, mm).trace() for c, prod in trace_poly(loss.expr))
-            )
+            scalar = sp.expand(sum(c * _explicit(prod, values, mm).trace() for c, prod in trace_poly(loss.expr)))
             stated = sp.expand(loss.expr.xreplace(subs).doit())
             expect = _defining_expectation(loss, values, moments, pp)
             assert sp.expand(scalar - expect) == 0, (loss.name, "value vs expectation")
@@ -484,9 +471,7 @@ def verify(
                 block = _explicit_poly(grad_blocks[prm.name], values, mm)
                 derived.extend(block)
                 by_sympy = sp.Matrix(
-                    sp.Add(
-                        *[sp.Trace(t).diff(prm) * c for c, t in _trace_args(loss.expr)]
-                    ).xreplace(subs).doit()
+                    sp.Add(*[sp.Trace(t).diff(prm) * c for c, t in _trace_args(loss.expr)]).xreplace(subs).doit()
                 )
                 assert sp.expand(by_sympy - block) == sp.zeros(mm, pp), (loss.name, "sympy diff")
             entrywise = [sp.diff(scalar, w) for w in flat]
@@ -519,16 +504,11 @@ def verify_kernels(
             values, flat = _parameter_values(loss, mm, pp)
             point = {w: sp.Rational(rng.randint(-9, 9), rng.randint(1, 5)) for w in flat}
             values.update(moments)
-            scalar = sp.expand(
-                sum(c * _explicit(prod, values, mm).trace() for c, prod in trace_poly(loss.expr))
-            )
+            scalar = sp.expand(sum(c * _explicit(prod, values, mm).trace() for c, prod in trace_poly(loss.expr)))
             want_value = float(scalar.xreplace(point))
             want_grad = np.array([float(sp.diff(scalar, w).xreplace(point)) for w in flat])
             want_hess = np.array(sp.hessian(scalar, flat).xreplace(point).tolist(), dtype=float)
-            arrays = [
-                np.array(values[prm.name].xreplace(point).tolist(), dtype=float)
-                for prm in loss.params
-            ]
+            arrays = [np.array(values[prm.name].xreplace(point).tolist(), dtype=float) for prm in loss.params]
             arrays += [np.array(moments[c.name].tolist(), dtype=float) for c in MOMENTS]
             got_value = getattr(module, f"{loss.name}_value")(*arrays)
             got_grad = getattr(module, f"{loss.name}_gradient")(*arrays)
@@ -638,13 +618,9 @@ def _hessian_lines(loss: Loss) -> list[str]:
     lines = []
     for block in hessian(loss):
         for left, right in block.kron:
-            lines.append(
-                f"H[{block.row},{block.col}] += ({_tex_product(left, 'm')}) (x) ({_tex_poly(right)})"
-            )
+            lines.append(f"H[{block.row},{block.col}] += ({_tex_product(left, 'm')}) (x) ({_tex_poly(right)})")
         for left, right in block.swap:
-            lines.append(
-                f"H[{block.row},{block.col}] += [({_tex_product(left, 'm')})_ib ({_tex_poly(right)})_ja]"
-            )
+            lines.append(f"H[{block.row},{block.col}] += [({_tex_product(left, 'm')})_ib ({_tex_poly(right)})_ja]")
     return lines
 
 
@@ -837,7 +813,8 @@ def _emit_hessian(loss: Loss) -> str:
         '    """',
         "    m, p = W.shape",
         "    n_w = m * p",
-        f"    H = np.empty(({len(names)} * n_w, {len(names)} * n_w))" if len(names) > 1
+        f"    H = np.empty(({len(names)} * n_w, {len(names)} * n_w))"
+        if len(names) > 1
         else "    H = np.empty((n_w, n_w))",
     ]
     lines += em.lines + loops + ["    return H"]

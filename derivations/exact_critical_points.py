@@ -99,9 +99,16 @@ class ExactSetting:
         """Keyword arguments of ``critpoints.Setting`` for the same landscape."""
         dictionary = "identity" if self.dictionary == "identity" else np.array(ROTATED.tolist(), dtype=float)
         return dict(
-            p=2, d=2, m=2, loss=self.loss, constraint=self.constraint, dictionary=dictionary,
-            latent=("fixed_count", 2, 1), noise=float(sp.sqrt(self.noise_variance)),
-            augmentation=("independent_mask", float(self.drop)), expectation="closed_form",
+            p=2,
+            d=2,
+            m=2,
+            loss=self.loss,
+            constraint=self.constraint,
+            dictionary=dictionary,
+            latent=("fixed_count", 2, 1),
+            noise=float(sp.sqrt(self.noise_variance)),
+            augmentation=("independent_mask", float(self.drop)),
+            expectation="closed_form",
         )
 
 
@@ -256,7 +263,9 @@ def invariant(setting: ExactSetting, params: dict) -> tuple:
 def _images(setting: ExactSetting, params: dict) -> list[tuple]:
     """Invariants of the images of a point under neuron swaps (and the input swap when M = I)."""
     images = []
-    for swap_neurons, swap_inputs in itertools.product((False, True), (False, True) if setting.input_swap else (False,)):
+    for swap_neurons, swap_inputs in itertools.product(
+        (False, True), (False, True) if setting.input_swap else (False,)
+    ):
         moved = {}
         for name, block in params.items():
             block = np.asarray(block, dtype=float)
@@ -292,7 +301,7 @@ def _spectral_free(setting: ExactSetting) -> ExactLandscape:
         for point in solution.real:
             A_value = mpmath.matrix([[_mp(point[0]), _mp(point[1])], [_mp(point[1]), _mp(point[2])]])
             eigenvalues, vectors = mpmath.eigsy(A_value)
-            if min(eigenvalues) < -mpmath.mpf(10) ** (-30):
+            if min(eigenvalues) < -(mpmath.mpf(10) ** (-30)):
                 continue  # real but not of the form W^T W
             root = vectors * mpmath.diag([mpmath.sqrt(max(e, 0)) for e in eigenvalues]) * vectors.T
             coordinates = [root[i, j] for i in range(2) for j in range(2)]
@@ -305,12 +314,21 @@ def _spectral_free(setting: ExactSetting) -> ExactLandscape:
             images = _images(setting, {"W": W})
             if any(_close(image, orbit.images[0]) for orbit in orbits for image in images):
                 continue  # the image of a known orbit under the input swap
-            orbits.append(ExactOrbit(
-                images=images, loss=float(value(*coordinates)),
-                eigenvalues=_sym_eigenvalues(H), representative={"W": W},
-            ))
-    return ExactLandscape(setting, solution.n_complex, len(solution.real), orbits,
-                          "A (C11 A C11 - C12) = 0 for symmetric A; real orbits: A positive semidefinite")
+            orbits.append(
+                ExactOrbit(
+                    images=images,
+                    loss=float(value(*coordinates)),
+                    eigenvalues=_sym_eigenvalues(H),
+                    representative={"W": W},
+                )
+            )
+    return ExactLandscape(
+        setting,
+        solution.n_complex,
+        len(solution.real),
+        orbits,
+        "A (C11 A C11 - C12) = 0 for symmetric A; real orbits: A positive semidefinite",
+    )
 
 
 def _orthonormal_complement(vector: mpmath.matrix) -> mpmath.matrix:
@@ -336,6 +354,7 @@ def _circle_hessian(loss: sp.Expr, circles: list[tuple[sp.Symbol, sp.Symbol]], f
 
     d/dphi = -s d/dc + c d/ds. ``factor`` is d phi / d(arc length) (2 for double angles).
     """
+
     def derivative(expr, circle):
         c, s = circle
         return -s * sp.diff(expr, c) + c * sp.diff(expr, s)
@@ -368,10 +387,21 @@ def _spectral_unit_rows(setting: ExactSetting) -> ExactLandscape:
         images = _images(setting, {"W": W})
         if any(_close(image, orbit.images[0]) for orbit in orbits for image in images):
             continue
-        orbits.append(ExactOrbit(images=images, loss=float(sp.N(loss.subs(substitution), DIGITS)),
-                                 eigenvalues=_sym_eigenvalues(H), representative={"W": W}))
-    return ExactLandscape(setting, solution.n_complex, len(solution.real), orbits,
-                          "double angles: c_i^2 + s_i^2 = 1, dL/dc_i s_i - dL/ds_i c_i = 0")
+        orbits.append(
+            ExactOrbit(
+                images=images,
+                loss=float(sp.N(loss.subs(substitution), DIGITS)),
+                eigenvalues=_sym_eigenvalues(H),
+                representative={"W": W},
+            )
+        )
+    return ExactLandscape(
+        setting,
+        solution.n_complex,
+        len(solution.real),
+        orbits,
+        "double angles: c_i^2 + s_i^2 = 1, dL/dc_i s_i - dL/ds_i c_i = 0",
+    )
 
 
 def _ncl_free(setting: ExactSetting) -> ExactLandscape:
@@ -412,15 +442,25 @@ def _ncl_unit_rows(setting: ExactSetting) -> ExactLandscape:
     for first, second in itertools.combinations_with_replacement(range(len(per_neuron)), 2):
         (y1, l1, e1), (y2, l2, e2) = per_neuron[first], per_neuron[second]
         params = {"W": np.array([y1[:2], y2[:2]]), "W_t": np.array([y1[2:], y2[2:]])}
-        orbits.append(ExactOrbit(images=_images(setting, params), loss=l1 + l2,
-                                 eigenvalues=sorted(e1 + e2), representative=params))
-    return ExactLandscape(setting, solution.n_complex**2, len(solution.real) ** 2, orbits,
-                          f"per neuron: {len(solution.real)} real of {solution.n_complex} complex "
-                          f"({len(per_neuron)} up to the joint sign flip); m = 2 neurons: unordered pairs")
+        orbits.append(
+            ExactOrbit(
+                images=_images(setting, params), loss=l1 + l2, eigenvalues=sorted(e1 + e2), representative=params
+            )
+        )
+    return ExactLandscape(
+        setting,
+        solution.n_complex**2,
+        len(solution.real) ** 2,
+        orbits,
+        f"per neuron: {len(solution.real)} real of {solution.n_complex} complex "
+        f"({len(per_neuron)} up to the joint sign flip); m = 2 neurons: unordered pairs",
+    )
 
 
 def _close(first: tuple, second: tuple, tolerance: float = 1e-9) -> bool:
-    return len(first) == len(second) and all(abs(x - y) <= tolerance * max(1.0, abs(x), abs(y)) for x, y in zip(first, second))
+    return len(first) == len(second) and all(
+        abs(x - y) <= tolerance * max(1.0, abs(x), abs(y)) for x, y in zip(first, second)
+    )
 
 
 def critical_orbits(setting: ExactSetting) -> ExactLandscape:
@@ -469,13 +509,18 @@ def main() -> None:
         sigma, C11, C12 = setting.moments()
         print(f"{setting.name}: C11 = {C11.tolist()}, C12 = {C12.tolist()}")
         print(f"    equations: {landscape.equations}")
-        print(f"    complex solutions {landscape.n_complex}, real {landscape.n_real}, "
-              f"real orbits {len(landscape.orbits)}")
+        print(
+            f"    complex solutions {landscape.n_complex}, real {landscape.n_real}, real orbits {len(landscape.orbits)}"
+        )
         for orbit in sorted(landscape.orbits, key=lambda o: o.loss):
-            print(f"      loss {orbit.loss: .12f}  {orbit.kind:8s} index {orbit.index}  "
-                  f"eigenvalues {[round(v, 6) for v in orbit.eigenvalues]}")
-    print(f"one-hot, M = I, q = 1/2, sigma = 0 (spectral, unit rows): positive-dimensional = "
-          f"{one_hot_is_positive_dimensional()}")
+            print(
+                f"      loss {orbit.loss: .12f}  {orbit.kind:8s} index {orbit.index}  "
+                f"eigenvalues {[round(v, 6) for v in orbit.eigenvalues]}"
+            )
+    print(
+        f"one-hot, M = I, q = 1/2, sigma = 0 (spectral, unit rows): positive-dimensional = "
+        f"{one_hot_is_positive_dimensional()}"
+    )
 
 
 if __name__ == "__main__":

@@ -432,28 +432,34 @@ def _emit_chain_rule() -> str:
 
 def _emit_log_partition() -> str:
     exprs = [LOG_PARTITION, sp.diff(LOG_PARTITION, Z), sp.diff(LOG_PARTITION, Z, 2)]
-    return "\n".join(
-        [
-            "def log_partition(Z):",
-            '    """(g, g\', g\'\') of g(Z) = log Z, the outer function of an infonce partition sum."""',
-            f"    return ({', '.join(_arb_code(e) for e in exprs)})",
-        ]
-    ) + "\n"
+    return (
+        "\n".join(
+            [
+                "def log_partition(Z):",
+                '    """(g, g\', g\'\') of g(Z) = log Z, the outer function of an infonce partition sum."""',
+                f"    return ({', '.join(_arb_code(e) for e in exprs)})",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _emit_symrelu_piece() -> str:
     value, slope, bias_slope = symrelu_piece()
-    return "\n".join(
-        [
-            "def symrelu_piece(t, b, up, down):",
-            '    """(sigma_b(t), d sigma/dt, d sigma/db) of sigma_b(t) = ReLU(t + b) - ReLU(-t + b) on the',
-            "    piece with up = [t + b > 0] and down = [b - t > 0] (0 or 1) fixed:",
-            "",
-            f"    sigma = {value},  d/dt = {slope},  d/db = {bias_slope}",
-            '    """',
-            f"    return ({_arb_code(value)} + _ZERO, {_arb_code(slope)} + _ZERO, {_arb_code(bias_slope)} + _ZERO)",
-        ]
-    ) + "\n"
+    return (
+        "\n".join(
+            [
+                "def symrelu_piece(t, b, up, down):",
+                '    """(sigma_b(t), d sigma/dt, d sigma/db) of sigma_b(t) = ReLU(t + b) - ReLU(-t + b) on the',
+                "    piece with up = [t + b > 0] and down = [b - t > 0] (0 or 1) fixed:",
+                "",
+                f"    sigma = {value},  d/dt = {slope},  d/db = {bias_slope}",
+                '    """',
+                f"    return ({_arb_code(value)} + _ZERO, {_arb_code(slope)} + _ZERO, {_arb_code(bias_slope)} + _ZERO)",
+            ]
+        )
+        + "\n"
+    )
 
 
 _INTERVAL_PRELUDE = '''"""Ball-arithmetic (python-flint arb) kernels for the certification of critical points.
@@ -580,7 +586,9 @@ def _emit_moments_module() -> str:
         for suffix, expr in (("diagonal", diagonal), ("off_diagonal", off)):
             chunks.append(
                 _emit_fraction_function(
-                    f"latent_moment_{family}_{suffix}", arguments, (expr,),
+                    f"latent_moment_{family}_{suffix}",
+                    arguments,
+                    (expr,),
                     f"Lambda_{'ii' if suffix == 'diagonal' else 'ij, i != j'} of the {family} latent: {expr}.",
                 )
             )
@@ -589,7 +597,9 @@ def _emit_moments_module() -> str:
         for suffix, expr in (("diagonal", diagonal), ("off_diagonal", off)):
             chunks.append(
                 _emit_fraction_function(
-                    f"{stem}_{suffix}", ("a", "rho"), (expr,),
+                    f"{stem}_{suffix}",
+                    ("a", "rho"),
+                    (expr,),
                     f"{name}: entry {'(i, i)' if suffix == 'diagonal' else '(i, j)'} = {expr}.",
                 )
             )
@@ -602,10 +612,14 @@ def _emit_moments_module() -> str:
         "\n".join(
             [
                 "#: Parameters of each latent family, in the order of latent_moment_<family>_*(d, ...).",
-                "LATENT_PARAMETERS = {", *parameters, "}",
+                "LATENT_PARAMETERS = {",
+                *parameters,
+                "}",
                 "",
                 "#: augmentation -> (same diagonal, same off-diagonal, cross diagonal, cross off-diagonal).",
-                "MASK_IDENTITIES = {", *identities, "}",
+                "MASK_IDENTITIES = {",
+                *identities,
+                "}",
             ]
         )
         + "\n"

@@ -366,9 +366,7 @@ def verify_predictor_chain_rule(rng: random.Random) -> None:
             m * m,
             lambda j, b: (g_r[b // m] if j == b % m else 0) + pt_m[j, b // m] * u[b % m],
         )
-        formula_hessian = sp.Matrix(
-            sp.BlockMatrix([[h_uu, h_up, h_uv], [h_up.T, h_pp, h_pv], [h_uv.T, h_pv.T, h_cc]])
-        )
+        formula_hessian = sp.Matrix(sp.BlockMatrix([[h_uu, h_up, h_uv], [h_up.T, h_pp, h_pv], [h_uv.T, h_pv.T, h_cc]]))
         for _ in range(2):
             point = {x: _random_rational(rng) for x in variables} | _constants(rng)
             _assert_close(brute_gradient, formula_gradient, point, f"{loss.name} predictor gradient")
@@ -389,9 +387,7 @@ def verify_spectral_repulsion(rng: random.Random) -> None:
     first = sum((w * _outer(f, f) for w, f in zip(wa, anchors)), sp.zeros(m, m))
     second = sum((w * _outer(f, f) for w, f in zip(wn, negatives)), sp.zeros(m, m))
     value = sum(first[i, k] * second[i, k] for i in range(m) for k in range(m))
-    direct = sum(
-        w_a * w_n * f_a.dot(f_n) ** 2 for w_a, f_a in zip(wa, anchors) for w_n, f_n in zip(wn, negatives)
-    )
+    direct = sum(w_a * w_n * f_a.dot(f_n) ** 2 for w_a, f_a in zip(wa, anchors) for w_n, f_n in zip(wn, negatives))
     if sp.expand(value - direct) != 0:
         raise AssertionError("spectral repulsion is not <A, B>_F")
     reps = anchors + negatives

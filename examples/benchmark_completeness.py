@@ -76,8 +76,7 @@ import sympy as sp
 
 import critpoints
 from critpoints.certify.certificate import certify_point
-from critpoints.landscape.orbits import OrbitDatabase
-from critpoints.landscape.orbits import orbit_key, same_orbit
+from critpoints.landscape.orbits import OrbitDatabase, orbit_key, same_orbit
 
 
 @dataclass(frozen=True)
@@ -102,8 +101,13 @@ class Case:
         """The critpoints setting of the case (seed None: the rational rotation ROTATION_2D)."""
         dictionary = ROTATION_2D if self.dictionary_seed is None else ("random", self.dictionary_seed)
         return critpoints.Setting(
-            p=self.p, d=self.p, m=self.m, loss=self.loss, dictionary=dictionary,
-            latent=("fixed_count", 2, 1), constraint="unit_rows",
+            p=self.p,
+            d=self.p,
+            m=self.m,
+            loss=self.loss,
+            dictionary=dictionary,
+            latent=("fixed_count", 2, 1),
+            constraint="unit_rows",
         )
 
     @property
@@ -303,8 +307,12 @@ def homotopy_solve(case: Case, seed: int, mptype: str, records: str | None) -> d
                 real.append(theta)
     bezout = bezout_number(equations, groups)
     return {
-        "paths": bezout, "finite": len(distinct), "complete": len(distinct) == bezout, "points": real,
-        "orbits": orbit_list(loss, real), "seconds": seconds,
+        "paths": bezout,
+        "finite": len(distinct),
+        "complete": len(distinct) == bezout,
+        "points": real,
+        "orbits": orbit_list(loss, real),
+        "seconds": seconds,
     }
 
 
@@ -369,7 +377,9 @@ def engine_solve(case: Case, restarts: int, seed: int) -> dict:
     certify_seconds = time.perf_counter() - began
     images = [orbit_points(loss, theta) for theta in orbits]
     return {
-        "orbits": orbits, "points": [x for image in images for x in image], "seconds": seconds,
+        "orbits": orbits,
+        "points": [x for image in images for x in image],
+        "seconds": seconds,
         "certified_orbits": sum(c.certified for c in certificates),
         "certified_points": sum(len(image) for c, image in zip(certificates, images) if c.certified),
         "index_agree": sum(c.certified and c.index == point.index for c, point in zip(certificates, result)),
@@ -449,10 +459,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cases", default=DEFAULT_CASES, help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--groebner", action="store_true", help="exact Groebner count (rational p = 2 cases only)")
-    parser.add_argument("--mptype", default=None, choices=("adaptive", "double", "multiple"),
-                        help="Bertini's precision model (default: per case)")
-    parser.add_argument("--records", default=None,
-                        help="directory for Bertini's path records, one subdirectory per case (a rerun resumes)")
+    parser.add_argument(
+        "--mptype",
+        default=None,
+        choices=("adaptive", "double", "multiple"),
+        help="Bertini's precision model (default: per case)",
+    )
+    parser.add_argument(
+        "--records",
+        default=None,
+        help="directory for Bertini's path records, one subdirectory per case (a rerun resumes)",
+    )
     args = parser.parse_args()
     names = args.cases.split(",")
     unknown = [name for name in names if name not in CASES]

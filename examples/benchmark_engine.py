@@ -26,8 +26,8 @@ import numpy as np
 import scipy.optimize
 
 import critpoints
-from critpoints.landscape.orbits import OrbitDatabase
 from critpoints.landscape.initialization import initial_points
+from critpoints.landscape.orbits import OrbitDatabase
 
 
 def scipy_root(loss: critpoints.PopulationLoss, starts: np.ndarray, tol: float) -> tuple[float, int, int]:
@@ -49,8 +49,16 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=1000)
     parser.add_argument("--scipy-restarts", type=int, default=200, help="scipy is slower; time it on fewer starts")
     args = parser.parse_args()
-    setting = critpoints.Setting(p=10, d=10, m=10, loss="spectral", dictionary=("random", 0), noise=0.1,
-                                 latent=("fixed_count", 2, 1), augmentation=("independent_mask", 0.5))
+    setting = critpoints.Setting(
+        p=10,
+        d=10,
+        m=10,
+        loss="spectral",
+        dictionary=("random", 0),
+        noise=0.1,
+        latent=("fixed_count", 2, 1),
+        augmentation=("independent_mask", 0.5),
+    )
     loss = critpoints.population_loss(setting)
     print(setting.describe())
 
@@ -68,22 +76,32 @@ def main() -> None:
         )
         one_process_seconds = time.perf_counter() - began
 
-    header = (f"{'solver':<28} {'restarts':>8} {'seconds':>8} {'restarts/s':>11} {'converged':>10} "
-              f"{'converged/s':>12} {'orbits':>7}")
+    header = (
+        f"{'solver':<28} {'restarts':>8} {'seconds':>8} {'restarts/s':>11} {'converged':>10} "
+        f"{'converged/s':>12} {'orbits':>7}"
+    )
     print(header)
     print("-" * len(header))
-    print(f"{'critpoints (Newton)':<28} {args.restarts:>8} {engine_seconds:>8.2f} {args.restarts / engine_seconds:>11.1f} "
-          f"{engine_converged:>10} {engine_converged / engine_seconds:>12.1f} {len(result):>7}")
-    print(f"{'critpoints, one core':<28} {len(starts):>8} {one_process_seconds:>8.2f} "
-          f"{len(starts) / one_process_seconds:>11.1f} {one_process.status_counts['converged']:>10} "
-          f"{one_process.status_counts['converged'] / one_process_seconds:>12.1f} {len(one_process):>7}")
-    print(f"{'scipy.optimize.root (hybr)':<28} {len(starts):>8} {scipy_seconds:>8.2f} {len(starts) / scipy_seconds:>11.1f} "
-          f"{scipy_converged:>10} {scipy_converged / scipy_seconds:>12.1f} {scipy_orbits:>7}")
+    print(
+        f"{'critpoints (Newton)':<28} {args.restarts:>8} {engine_seconds:>8.2f} {args.restarts / engine_seconds:>11.1f} "
+        f"{engine_converged:>10} {engine_converged / engine_seconds:>12.1f} {len(result):>7}"
+    )
+    print(
+        f"{'critpoints, one core':<28} {len(starts):>8} {one_process_seconds:>8.2f} "
+        f"{len(starts) / one_process_seconds:>11.1f} {one_process.status_counts['converged']:>10} "
+        f"{one_process.status_counts['converged'] / one_process_seconds:>12.1f} {len(one_process):>7}"
+    )
+    print(
+        f"{'scipy.optimize.root (hybr)':<28} {len(starts):>8} {scipy_seconds:>8.2f} {len(starts) / scipy_seconds:>11.1f} "
+        f"{scipy_converged:>10} {scipy_converged / scipy_seconds:>12.1f} {scipy_orbits:>7}"
+    )
     ratio = (args.restarts / engine_seconds) / (len(starts) / scipy_seconds)
     converged_ratio = (engine_converged / engine_seconds) / max(scipy_converged / scipy_seconds, 1e-300)
     print(f"\nconverged runs per second, critpoints / scipy: {converged_ratio:.1f}x")
-    print(f"restarts per second, critpoints / scipy: {ratio:.1f}x (target >= 10x); "
-          f"{args.restarts} restarts in {engine_seconds:.1f} s (target < 20 s)")
+    print(
+        f"restarts per second, critpoints / scipy: {ratio:.1f}x (target >= 10x); "
+        f"{args.restarts} restarts in {engine_seconds:.1f} s (target < 20 s)"
+    )
     print(result.completeness.describe())
     print("restart statuses:", result.status_counts)
 

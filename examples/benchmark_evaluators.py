@@ -24,8 +24,8 @@ from collections.abc import Callable
 import autograd.numpy as anp
 import numpy as np
 from autograd import grad, hessian
-from threadpoolctl import threadpool_limits
 from numba import njit
+from threadpoolctl import threadpool_limits
 
 import critpoints
 
@@ -52,7 +52,7 @@ def best_time(function: Callable[[], object], repeats: int, inner: int = 1) -> f
 
 
 def closed_form_autograd(setting: critpoints.Setting) -> Callable:
-    """The closed-form loss of SPEC section 5 written directly in autograd.numpy."""
+    """The closed-form loss of derivations/MODEL.md §5 written directly in autograd.numpy."""
     moments = critpoints.view_moments(setting)
     c11, c12, c22 = moments.x1x1, moments.x1x2, moments.x2x2
     m, p = setting.m, setting.p
@@ -60,12 +60,17 @@ def closed_form_autograd(setting: critpoints.Setting) -> Callable:
     def spectral(theta):
         w = anp.reshape(theta, (m, p))
         gram = anp.dot(w.T, w)
-        return -2 * anp.trace(anp.dot(anp.dot(w, c12), w.T)) + anp.trace(anp.dot(anp.dot(gram, c11), anp.dot(gram, c22)))
+        return -2 * anp.trace(anp.dot(anp.dot(w, c12), w.T)) + anp.trace(
+            anp.dot(anp.dot(gram, c11), anp.dot(gram, c22))
+        )
 
     def ncl_squared(theta):
         w, w_t = anp.reshape(theta[: m * p], (m, p)), anp.reshape(theta[m * p :], (m, p))
-        return (anp.trace(anp.dot(anp.dot(w, c11), w.T)) - 2 * anp.trace(anp.dot(anp.dot(w, c12), w_t.T))
-                + anp.trace(anp.dot(anp.dot(w_t, c22), w_t.T)))
+        return (
+            anp.trace(anp.dot(anp.dot(w, c11), w.T))
+            - 2 * anp.trace(anp.dot(anp.dot(w, c12), w_t.T))
+            + anp.trace(anp.dot(anp.dot(w_t, c22), w_t.T))
+        )
 
     return spectral if setting.loss.name == "spectral" else ncl_squared
 
@@ -90,10 +95,12 @@ def measure_autograd(loss: critpoints.PopulationLoss) -> Callable:
         return anp.reshape(piece, layout.shapes[name])
 
     if setting.loss.name == "ncl_cosine":
+
         def ncl_cosine(theta):
             u = _normalised(_symrelu(measure.x1, block(theta, "W"), block(theta, "b")))
             v = _normalised(_symrelu(measure.x2, block(theta, "W_t"), block(theta, "b_t")))
             return 2 - 2 * anp.sum(measure.pair_weight * anp.sum(u * v, axis=1))
+
         return ncl_cosine
 
     tau = setting.loss.temperature
@@ -105,7 +112,9 @@ def measure_autograd(loss: critpoints.PopulationLoss) -> Callable:
         similarity = anp.dot(anchors, negatives.T) / tau
         shift = 1.0 / tau  # cosines are at most 1
         log_partition = shift + anp.log(anp.dot(anp.exp(similarity - shift), measure.negative_weight))
-        return -anp.sum(measure.pair_weight * anp.sum(u * v, axis=1)) / tau + anp.sum(measure.anchor_weight * log_partition)
+        return -anp.sum(measure.pair_weight * anp.sum(u * v, axis=1)) / tau + anp.sum(
+            measure.anchor_weight * log_partition
+        )
 
     return infonce
 
@@ -113,7 +122,7 @@ def measure_autograd(loss: critpoints.PopulationLoss) -> Callable:
 def benchmark(label: str, setting: critpoints.Setting, reference: Callable, repeats: int) -> dict:
     loss = critpoints.population_loss(setting)
     rng = np.random.default_rng(0)
-    theta = rng.normal(scale=setting.p ** -0.5, size=loss.n_params)  # the engine's default start
+    theta = rng.normal(scale=setting.p**-0.5, size=loss.n_params)  # the engine's default start
     gradient, hess = loss.euclidean_gradient_and_hessian(theta)
     reference_gradient, reference_hessian = grad(reference)(theta), hessian(reference)(theta)
     scale = 1 + np.abs(reference_hessian).max()
@@ -128,23 +137,41 @@ def benchmark(label: str, setting: critpoints.Setting, reference: Callable, repe
 def main() -> None:
     cases = []
     for name in ("spectral", "ncl_squared"):
-        setting = critpoints.Setting(p=20, d=20, m=20, loss=name, latent=("fixed_count", 4, 2),
-                                     augmentation=("independent_mask", 0.5))
+        setting = critpoints.Setting(
+            p=20, d=20, m=20, loss=name, latent=("fixed_count", 4, 2), augmentation=("independent_mask", 0.5)
+        )
         cases.append((f"(a) {name}, linear, closed form, p=d=m=20", setting, closed_form_autograd(setting), 50))
     k, k_neg = critpoints.sparsity_to_counts(0.1, 10)
     for name, options in (("ncl_cosine", {}), ("infonce", {"temperature": 0.5})):
-        setting = critpoints.Setting(p=10, d=10, m=10, loss=name, encoder="symrelu", bias="trainable",
-                                     latent=("fixed_count", k, k_neg), augmentation=("independent_mask", 0.5), **options)
-        cases.append((f"(b) {name}, symrelu, exact enumeration, p=d=m=10, k={k}", setting,
-                      measure_autograd(critpoints.population_loss(setting)), 10))
+        setting = critpoints.Setting(
+            p=10,
+            d=10,
+            m=10,
+            loss=name,
+            encoder="symrelu",
+            bias="trainable",
+            latent=("fixed_count", k, k_neg),
+            augmentation=("independent_mask", 0.5),
+            **options,
+        )
+        cases.append(
+            (
+                f"(b) {name}, symrelu, exact enumeration, p=d=m=10, k={k}",
+                setting,
+                measure_autograd(critpoints.population_loss(setting)),
+                10,
+            )
+        )
     header = f"{'case':<58} {'n':>4} {'kernels':>10} {'autograd':>10} {'speed-up':>9} {'write-only':>11} {'/ write':>8}"
     print(header)
     print("-" * len(header))
     for label, setting, reference, repeats in cases:
         with threadpool_limits(1):
             row = benchmark(label, setting, reference, repeats)
-        print(f"{row['label']:<58} {row['n']:>4} {row['ours'] * 1e3:>8.3f}ms {row['autograd'] * 1e3:>8.1f}ms "
-              f"{row['autograd'] / row['ours']:>8.0f}x {row['write'] * 1e6:>9.1f}us {row['ours'] / row['write']:>7.1f}x")
+        print(
+            f"{row['label']:<58} {row['n']:>4} {row['ours'] * 1e3:>8.3f}ms {row['autograd'] * 1e3:>8.1f}ms "
+            f"{row['autograd'] / row['ours']:>8.0f}x {row['write'] * 1e6:>9.1f}us {row['ours'] / row['write']:>7.1f}x"
+        )
     print("\nkernels: one gradient + Hessian evaluation (PopulationLoss.euclidean_gradient_and_hessian);")
     print("write-only: allocating the n x n Hessian and writing each entry once.")
     print("targets: speed-up >= 50x; kernels within 10x of write-only.")

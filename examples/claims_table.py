@@ -1,4 +1,4 @@
-"""The numbers behind the paper's claims (SPEC section 7, derivations/CLAIMS.md), per claim and setting.
+"""The numbers behind the paper's claims (derivations/CLAIMS.md), per claim and setting.
 
 Run from the repository root (a few minutes on two cores)::
 
@@ -56,14 +56,32 @@ def claim1() -> None:
     header("Claim 1(a): linear encoders at W = 0")
     grid = [
         ("M = I, one-hot, q = 0.5", dict(p=3, d=3, latent="one_hot", augmentation=("independent_mask", 0.5))),
-        ("random M, bernoulli(0.4), sigma = 0.3, q = 0.25",
-         dict(p=4, d=3, dictionary=("random", 1), latent=("bernoulli", 0.4), noise=0.3,
-              augmentation=("independent_mask", 0.25))),
-        ("random M (p > d), one-hot, sigma = 0, q = 0.5",
-         dict(p=4, d=2, dictionary=("random", 3), latent="one_hot", augmentation=("independent_mask", 0.5))),
-        ("random M, fixed_count(2, 0), complementary",
-         dict(p=3, d=3, dictionary=("random", 4), latent=("fixed_count", 2, 0), noise=0.1,
-              augmentation="complementary_mask")),
+        (
+            "random M, bernoulli(0.4), sigma = 0.3, q = 0.25",
+            dict(
+                p=4,
+                d=3,
+                dictionary=("random", 1),
+                latent=("bernoulli", 0.4),
+                noise=0.3,
+                augmentation=("independent_mask", 0.25),
+            ),
+        ),
+        (
+            "random M (p > d), one-hot, sigma = 0, q = 0.5",
+            dict(p=4, d=2, dictionary=("random", 3), latent="one_hot", augmentation=("independent_mask", 0.5)),
+        ),
+        (
+            "random M, fixed_count(2, 0), complementary",
+            dict(
+                p=3,
+                d=3,
+                dictionary=("random", 4),
+                latent=("fixed_count", 2, 0),
+                noise=0.1,
+                augmentation="complementary_mask",
+            ),
+        ),
         ("M = I, one-hot, complementary", dict(p=3, d=3, latent="one_hot", augmentation="complementary_mask")),
     ]
     print(f"{'setting':48s} {'ncl_sq min':>10s} {'label':>9s} | {'spectral H(0) eigenvalues':>27s} {'kind at 0':>10s}")
@@ -78,34 +96,65 @@ def claim1() -> None:
         point = describe_point(loss, zero, 1, tau_good=0.95, eigenvalue_tolerance=1e-7)
         span = f"[{eigenvalues.min():.4f}, {eigenvalues.max():.4f}]"
         print(f"{name:48s} {ncl[0].loss:10.2e} {ncl[0].label:>9s} | {span:>27s} {point.kind:>10s}")
-    print("H(0) = -2 I (x) (C12 + C12^T) in every row; a strict maximum iff sym(E[x1 x2^T]) > 0 "
-          "(never under complementary masks)")
+    print(
+        "H(0) = -2 I (x) (C12 + C12^T) in every row; a strict maximum iff sym(E[x1 x2^T]) > 0 "
+        "(never under complementary masks)"
+    )
 
     header("Claim 1(b): symrelu, bias -0.4, every neuron dead (|W_ij| < 0.4), M = I, one-hot, q = 0.5")
     print(f"{'loss':30s} {'value':>7s} {'|grad|':>7s} {'|Hess|':>7s} {'kind':>11s} {'nullity':>7s} {'label':>9s}")
     rng = np.random.default_rng(0)
-    for name, options in [("spectral", {}), ("infonce", {"temperature": 0.5}), ("ncl_squared", {}),
-                          ("ncl_cosine", {"tied": True}), ("ncl_cosine", {"tied": False}),
-                          ("ncl_predictor", {}), ("ncl_predictor", {"normalize": False})]:
+    for name, options in [
+        ("spectral", {}),
+        ("infonce", {"temperature": 0.5}),
+        ("ncl_squared", {}),
+        ("ncl_cosine", {"tied": True}),
+        ("ncl_cosine", {"tied": False}),
+        ("ncl_predictor", {}),
+        ("ncl_predictor", {"normalize": False}),
+    ]:
         setting = Setting(p=3, d=3, m=3, loss=name, encoder="symrelu", bias=-0.4, **options)
         loss = population_loss(setting)
-        blocks = {block: rng.uniform(-0.38, 0.38, shape) if block in ("W", "W_t") else rng.standard_normal(shape)
-                  for block, shape in loss.layout.shapes.items()}
+        blocks = {
+            block: rng.uniform(-0.38, 0.38, shape) if block in ("W", "W_t") else rng.standard_normal(shape)
+            for block, shape in loss.layout.shapes.items()
+        }
         theta = loss.pack(**blocks)
-        residual, matrix = (loss.field(theta), loss.jacobian(theta)) if loss.is_field else (loss.gradient(theta), loss.hessian(theta))
+        residual, matrix = (
+            (loss.field(theta), loss.jacobian(theta)) if loss.is_field else (loss.gradient(theta), loss.hessian(theta))
+        )
         point = describe_point(loss, theta, 1, tau_good=0.95, eigenvalue_tolerance=1e-7)
-        print(f"{str(setting.loss):30s} {point.loss:7.3f} {np.abs(residual).max():7.1e} {np.abs(matrix).max():7.1e} "
-              f"{point.kind:>11s} {point.nullity:7d} {point.label:>9s}")
+        print(
+            f"{str(setting.loss):30s} {point.loss:7.3f} {np.abs(residual).max():7.1e} {np.abs(matrix).max():7.1e} "
+            f"{point.kind:>11s} {point.nullity:7d} {point.label:>9s}"
+        )
 
 
 def claim2() -> None:
     header("Claim 2: ncl_cosine, symrelu bias -0.3, unit rows, M = I, one-hot (m = d)")
-    print(f"{'d':>2s} {'q':>5s} {'tied':>5s} {'starts':>6s} {'2-2(1-q)^2':>10s} {'lowest':>10s} "
-          f"{'at global min (label)':>26s} {'kinds':>24s} {'good frac':>9s} {'P(good)':>8s}")
-    for d, q, tied, restarts in [(3, 0.5, True, 200), (3, 0.25, True, 200), (4, 0.5, True, 200), (5, 0.75, True, 100),
-                                 (3, 0.5, False, 100), (4, 0.5, False, 60)]:
-        setting = Setting(p=d, d=d, m=d, loss="ncl_cosine", tied=tied, encoder="symrelu", bias=-0.3,
-                          constraint="unit_rows", augmentation=("independent_mask", q))
+    print(
+        f"{'d':>2s} {'q':>5s} {'tied':>5s} {'starts':>6s} {'2-2(1-q)^2':>10s} {'lowest':>10s} "
+        f"{'at global min (label)':>26s} {'kinds':>24s} {'good frac':>9s} {'P(good)':>8s}"
+    )
+    for d, q, tied, restarts in [
+        (3, 0.5, True, 200),
+        (3, 0.25, True, 200),
+        (4, 0.5, True, 200),
+        (5, 0.75, True, 100),
+        (3, 0.5, False, 100),
+        (4, 0.5, False, 60),
+    ]:
+        setting = Setting(
+            p=d,
+            d=d,
+            m=d,
+            loss="ncl_cosine",
+            tied=tied,
+            encoder="symrelu",
+            bias=-0.3,
+            constraint="unit_rows",
+            augmentation=("independent_mask", q),
+        )
         result = enumerate_points(setting, restarts)
         minimum = 2 - 2 * (1 - q) ** 2
         at_minimum = [p for p in result if abs(p.loss - minimum) < 1e-9]
@@ -113,20 +162,39 @@ def claim2() -> None:
         kinds = Counter(p.kind for p in result)
         fraction = labels.get("good", 0) / max(1, len(at_minimum))
         p_good = claims.good_probability(d, 0.95)
-        print(f"{d:2d} {q:5.2f} {str(tied):>5s} {restarts:6d} {minimum:10.6f} {result[0].loss:10.6f} "
-              f"{str(dict(labels)):>26s} {str(dict(kinds)):>24s} {fraction:9.3f} {p_good:8.1e}")
+        print(
+            f"{d:2d} {q:5.2f} {str(tied):>5s} {restarts:6d} {minimum:10.6f} {result[0].loss:10.6f} "
+            f"{str(dict(labels)):>26s} {str(dict(kinds)):>24s} {fraction:9.3f} {p_good:8.1e}"
+        )
     print("P(good): d! P(|u_1| >= 0.95)^d, the uniform-measure probability that unit rows are good")
 
 
 def claim3() -> None:
     header("Claim 3: spectral, symrelu bias -beta, unit rows, M = I, one-hot, m = d (random starts only)")
-    print(f"{'d':>2s} {'beta':>5s} {'q':>5s} {'starts':>6s} {'closed form':>12s} {'lowest':>12s} {'label':>6s} "
-          f"{'minima by label':>22s} {'good frac':>9s} {'starts->good':>12s}  bad minima (occupation or 'other')")
-    grid = [(3, 0.3, 0.5, 300), (3, 0.1, 0.5, 300), (3, 0.6, 0.25, 300), (4, 0.3, 0.5, 300), (4, 0.5, 0.75, 300),
-            (5, 0.3, 0.5, 200), (5, 0.5, 0.5, 200)]
+    print(
+        f"{'d':>2s} {'beta':>5s} {'q':>5s} {'starts':>6s} {'closed form':>12s} {'lowest':>12s} {'label':>6s} "
+        f"{'minima by label':>22s} {'good frac':>9s} {'starts->good':>12s}  bad minima (occupation or 'other')"
+    )
+    grid = [
+        (3, 0.3, 0.5, 300),
+        (3, 0.1, 0.5, 300),
+        (3, 0.6, 0.25, 300),
+        (4, 0.3, 0.5, 300),
+        (4, 0.5, 0.75, 300),
+        (5, 0.3, 0.5, 200),
+        (5, 0.5, 0.5, 200),
+    ]
     for d, beta, q, restarts in grid:
-        setting = Setting(p=d, d=d, m=d, loss="spectral", encoder="symrelu", bias=-beta, constraint="unit_rows",
-                          augmentation=("independent_mask", q))
+        setting = Setting(
+            p=d,
+            d=d,
+            m=d,
+            loss="spectral",
+            encoder="symrelu",
+            bias=-beta,
+            constraint="unit_rows",
+            augmentation=("independent_mask", q),
+        )
         result = enumerate_points(setting, restarts)
         minima = [p for p in result if p.kind == "minimum"]
         labels = Counter(p.label for p in minima)
@@ -142,11 +210,15 @@ def claim3() -> None:
             else:
                 bad.append("other")
         fraction = labels.get("good", 0) / max(1, len(minima))
-        print(f"{d:2d} {beta:5.2f} {q:5.2f} {restarts:6d} {claims.claim3_minimum(d, beta, q):12.8f} "
-              f"{result[0].loss:12.8f} {result[0].label:>6s} {str(dict(labels)):>22s} {fraction:9.3f} "
-              f"{good_starts:5d}/{restarts:<6d}  {' '.join(bad)}")
-    print("closed form (1-q)^2 (-2 (1-beta)^2 + (1-beta)^4/d); occupation n_1 n_2 ...: rows per atom of a "
-          "signed-atom configuration")
+        print(
+            f"{d:2d} {beta:5.2f} {q:5.2f} {restarts:6d} {claims.claim3_minimum(d, beta, q):12.8f} "
+            f"{result[0].loss:12.8f} {result[0].label:>6s} {str(dict(labels)):>22s} {fraction:9.3f} "
+            f"{good_starts:5d}/{restarts:<6d}  {' '.join(bad)}"
+        )
+    print(
+        "closed form (1-q)^2 (-2 (1-beta)^2 + (1-beta)^4/d); occupation n_1 n_2 ...: rows per atom of a "
+        "signed-atom configuration"
+    )
 
 
 def completeness() -> None:
@@ -157,8 +229,10 @@ def completeness() -> None:
         restarts = 600 if (setting.loss, setting.constraint) == ("ncl_squared", "unit_rows") else 200
         result = enumerate_points(Setting(**setting.package_kwargs()), restarts)
         matched = sum(any(exact.matches(setting, orbit, p.params) for p in result) for orbit in landscape.orbits)
-        print(f"{setting.name:32s} {landscape.n_complex:8d} {landscape.n_real:5d} {len(landscape.orbits):11d} "
-              f"{len(result):13d} {matched:8d}")
+        print(
+            f"{setting.name:32s} {landscape.n_complex:8d} {landscape.n_real:5d} {len(landscape.orbits):11d} "
+            f"{len(result):13d} {matched:8d}"
+        )
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The minima of a contrastive and a non-contrastive loss, side by side (SPEC claims 2 and 3).
+"""The minima of a contrastive and a non-contrastive loss, side by side (derivations/CLAIMS.md, claims 2 and 3).
 
 Run from the repository root::
 
@@ -6,7 +6,7 @@ Run from the repository root::
     python examples/contrastive_vs_noncontrastive.py --plot plots/   # also the PNG figures
     python examples/contrastive_vs_noncontrastive.py --restarts 600  # a more complete search
 
-For each of two settings — the setting of SPEC claims 2 and 3 (M = I, sigma = 0, one-hot
+For each of two settings — the setting of derivations/CLAIMS.md, claims 2 and 3 (M = I, sigma = 0, one-hot
 latents, independent masks with drop probability q, a symmetric-ReLU encoder with a fixed
 negative bias, unit rows, m = d) and an overparametrised one (m > d) — it enumerates the
 stationary points of the contrastive ``spectral`` loss and of the non-contrastive
@@ -17,7 +17,7 @@ the indices of the saddles, the alignments, and the completeness estimate of eac
 What to look for: the CL global minimum is good with the claim-3 value
 (1-q)^2 (-2(1-beta)^2 + (1-beta)^4/d), next to bad local minima with duplicated neurons;
 the NCL global minimum value 2 - 2(1-q)^2 is attained by bad points, and its minima are
-degenerate (a flat, full-dimensional set: SPEC claim 2).
+degenerate (a flat, full-dimensional set: derivations/CLAIMS.md, claim 2).
 """
 
 from __future__ import annotations
@@ -36,11 +36,20 @@ def settings(d: int, m_over: int, q: float, beta: float) -> list[tuple[str, crit
     out = []
     for m in (d, m_over):
         common = dict(
-            p=d, d=d, m=m, dictionary="identity", latent="one_hot", augmentation=("independent_mask", q),
-            encoder="symrelu", bias=-beta, constraint="unit_rows",
+            p=d,
+            d=d,
+            m=m,
+            dictionary="identity",
+            latent="one_hot",
+            augmentation=("independent_mask", q),
+            encoder="symrelu",
+            bias=-beta,
+            constraint="unit_rows",
         )
         title = f"m = d = {d}" if m == d else f"overparametrised, m = {m} > d = {d}"
-        out.append((title, critpoints.Setting(loss="spectral", **common), critpoints.Setting(loss="ncl_cosine", **common)))
+        out.append(
+            (title, critpoints.Setting(loss="spectral", **common), critpoints.Setting(loss="ncl_cosine", **common))
+        )
     return out
 
 
@@ -51,7 +60,9 @@ def summary(result: critpoints.CriticalPointSet) -> dict[str, str]:
     flat_minima = [point for point in result if point.kind == "degenerate" and point.index == 0]
     minima_labels = Counter(point.label for point in minima)
     flat_labels = Counter(point.label for point in flat_minima)
-    saddle_indices = sorted(point.index for point in result if point.kind in ("saddle", "degenerate") and point.index > 0)
+    saddle_indices = sorted(
+        point.index for point in result if point.kind in ("saddle", "degenerate") and point.index > 0
+    )
     rows = {
         "orbits found": str(len(result)),
         "by kind": ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())) or "-",
@@ -66,9 +77,7 @@ def summary(result: critpoints.CriticalPointSet) -> dict[str, str]:
         f"{saddle_indices[0]}..{saddle_indices[-1]} ({len(saddle_indices)})" if saddle_indices else "-"
     )
     good_min = [point.alignment.min() for point in result if point.index == 0]
-    rows["min_j a_j over index-0 points"] = (
-        f"{np.min(good_min):.3f}..{np.max(good_min):.3f}" if good_min else "-"
-    )
+    rows["min_j a_j over index-0 points"] = f"{np.min(good_min):.3f}..{np.max(good_min):.3f}" if good_min else "-"
     rows["starts converged"] = f"{result.status_counts.get('converged', 0)} of {sum(result.status_counts.values())}"
     rows["Chao1: orbits not yet found"] = f"{result.completeness.unseen_estimate:.1f}"
     return rows
@@ -95,14 +104,18 @@ def main(argv: list[str] | None = None) -> None:
 
     began = time.perf_counter()
     q, beta, d = args.q, args.beta, args.d
-    print(f"claim 3 value of the CL good minimum: (1-q)^2 (-2(1-beta)^2 + (1-beta)^4/d) = "
-          f"{(1 - q) ** 2 * (-2 * (1 - beta) ** 2 + (1 - beta) ** 4 / d):.6g}")
+    print(
+        f"claim 3 value of the CL good minimum: (1-q)^2 (-2(1-beta)^2 + (1-beta)^4/d) = "
+        f"{(1 - q) ** 2 * (-2 * (1 - beta) ** 2 + (1 - beta) ** 4 / d):.6g}"
+    )
     print(f"claim 2 value of the NCL global minimum: 2 - 2(1-q)^2 = {2 - 2 * (1 - q) ** 2:.6g}\n")
     for title, contrastive, noncontrastive in settings(d, args.m_over, q, beta):
         results = []
         for setting in (contrastive, noncontrastive):
             tic = time.perf_counter()
-            result = critpoints.enumerate_critical_points(setting, n_restarts=args.restarts, seed=args.seed, progress=False)
+            result = critpoints.enumerate_critical_points(
+                setting, n_restarts=args.restarts, seed=args.seed, progress=False
+            )
             print(result)
             print(f"({time.perf_counter() - tic:.1f} s)\n")
             results.append(result)

@@ -4,7 +4,7 @@ Run from the repository root after installing the package::
 
     python examples/demo.py
 
-It builds the contrastive setting of SPEC claim 3 (M = I, one-hot latents, independent
+It builds the contrastive setting of derivations/CLAIMS.md, claim 3 (M = I, one-hot latents, independent
 masks, symmetric-ReLU encoder with a fixed negative bias, unit rows, spectral loss) and
 prints its view moments and the size of the exact enumeration behind its population loss.
 """
@@ -18,9 +18,16 @@ import critpoints
 
 def main() -> None:
     setting = critpoints.Setting(
-        p=4, d=4, m=4, dictionary="identity", latent="one_hot",
-        augmentation=("independent_mask", 0.5), encoder="symrelu", bias=-0.3,
-        constraint="unit_rows", loss="spectral",
+        p=4,
+        d=4,
+        m=4,
+        dictionary="identity",
+        latent="one_hot",
+        augmentation=("independent_mask", 0.5),
+        encoder="symrelu",
+        bias=-0.3,
+        constraint="unit_rows",
+        loss="spectral",
     )
     print(setting.describe())
     moments = critpoints.view_moments(setting)
@@ -28,8 +35,10 @@ def main() -> None:
     for name in moments._fields:
         print(f"\nE[{name[:2]} {name[2:]}^T] =\n{getattr(moments, name)}")
     measure = critpoints.exact_view_measure(setting)
-    print(f"\nexact view law: {len(measure.pair_weight)} distinct (x1, x2) pairs, "
-          f"{len(measure.anchor_weight)} distinct single views")
+    print(
+        f"\nexact view law: {len(measure.pair_weight)} distinct (x1, x2) pairs, "
+        f"{len(measure.anchor_weight)} distinct single views"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The paper's experiments E1-E4 (SPEC section 9): minibatch SGD and population dynamics.
+"""The paper's experiments E1-E4 (derivations/MODEL.md §9): minibatch SGD and population dynamics.
 
 Run from the repository root::
 
@@ -45,8 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="reduced sizes (the default)")
     size.add_argument("--full", action="store_true", help="the paper's sizes")
-    parser.add_argument("--experiments", nargs="+", default=list(experiments.EXPERIMENTS),
-                        choices=experiments.EXPERIMENTS, metavar="E", help="any of E1 E2 E3 E3' E4")
+    parser.add_argument(
+        "--experiments",
+        nargs="+",
+        default=list(experiments.EXPERIMENTS),
+        choices=experiments.EXPERIMENTS,
+        metavar="E",
+        help="any of E1 E2 E3 E3' E4",
+    )
     parser.add_argument("--modes", nargs="+", default=["sgd", "population"], choices=("sgd", "population"))
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
     parser.add_argument("--plot", metavar="DIR", default=None, help="write one PNG per experiment and mode")

@@ -1,4 +1,4 @@
-"""Where gradient descent ends: basin fractions from random and warm starts (SPEC claim 4).
+"""Where gradient descent ends: basin fractions from random and warm starts (derivations/CLAIMS.md, claim 4).
 
 Run from the repository root::
 
@@ -7,7 +7,7 @@ Run from the repository root::
     python examples/warm_start_sweep.py --plot plots/    # also basin fractions against c (per q) and q (per loss)
     python examples/warm_start_sweep.py --match 60       # also match the random-start runs to enumerated points
 
-The setting is that of SPEC claims 2 and 3: M = I, sigma = 0, independent masks, a
+The setting is that of derivations/CLAIMS.md, claims 2 and 3: M = I, sigma = 0, independent masks, a
 symmetric-ReLU encoder with fixed bias -0.3, unit rows, p = d = 4, with the exact population
 loss (an enumeration of the view law). Three losses: the contrastive ``spectral`` (CL), the
 non-contrastive ``ncl_cosine`` trained by the paper's alternating online/target steps (NCL),
@@ -41,11 +41,21 @@ from critpoints.dynamics.descent import run_dynamics
 LOSSES = (("CL spectral", "spectral"), ("NCL ncl_cosine", "ncl_cosine"), ("NCL+pred ncl_predictor", "ncl_predictor"))
 
 
-def setting(loss: str, q: float, d: int = 4, m: int = 4, beta: float = 0.3, latent: object = "one_hot") -> critpoints.Setting:
+def setting(
+    loss: str, q: float, d: int = 4, m: int = 4, beta: float = 0.3, latent: object = "one_hot"
+) -> critpoints.Setting:
     """The claim-2/3 setting with the given loss, drop probability, width and latent law."""
     return critpoints.Setting(
-        p=d, d=d, m=m, dictionary="identity", latent=latent, augmentation=("independent_mask", q),
-        encoder="symrelu", bias=-beta, constraint="unit_rows", loss=loss,
+        p=d,
+        d=d,
+        m=m,
+        dictionary="identity",
+        latent=latent,
+        augmentation=("independent_mask", q),
+        encoder="symrelu",
+        bias=-beta,
+        constraint="unit_rows",
+        loss=loss,
     )
 
 
@@ -57,9 +67,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--max-steps", type=int, default=20000)
     parser.add_argument("--plot", metavar="DIR", default=None, help="write basin-fraction curves into DIR")
-    parser.add_argument("--match", type=int, default=0, metavar="RESTARTS",
-                        help="part 1: enumerate the stationary points (this many Newton starts) and match the "
-                             "random-start runs to them")
+    parser.add_argument(
+        "--match",
+        type=int,
+        default=0,
+        metavar="RESTARTS",
+        help="part 1: enumerate the stationary points (this many Newton starts) and match the "
+        "random-start runs to them",
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
     first_starts = args.starts or (60 if args.quick else 200)
@@ -68,15 +83,18 @@ def main(argv: list[str] | None = None) -> None:
     drops = (0.5,) if args.quick else (0.25, 0.5, 0.75)
     options = dict(lr=args.lr, max_steps=args.max_steps, tol=1e-8)
 
-    print("== Part 1: basin fractions by label (SPEC claim 4), q = 0.5 ==\n")
+    print("== Part 1: basin fractions by label (derivations/CLAIMS.md, claim 4), q = 0.5 ==\n")
     summary = []
     for name, loss in LOSSES:
         for init in ("gaussian", ("warm_start", 1.0), ("warm_start", 2.0)):
             table = None
             if args.match and init == "gaussian":
-                table = critpoints.enumerate_critical_points(setting(loss, 0.5), n_restarts=args.match, seed=0, progress=False)
-            result = run_dynamics(setting(loss, 0.5), n_starts=first_starts, seed=args.seed, init=init,
-                                  critical_points=table, **options)
+                table = critpoints.enumerate_critical_points(
+                    setting(loss, 0.5), n_restarts=args.match, seed=0, progress=False
+                )
+            result = run_dynamics(
+                setting(loss, 0.5), n_starts=first_starts, seed=args.seed, init=init, critical_points=table, **options
+            )
             print(f"[{name}, init {init}]")
             print(result)
             print()
@@ -86,10 +104,12 @@ def main(argv: list[str] | None = None) -> None:
         for name, loss in LOSSES[:2]:
             table = None
             if args.match:
-                table = critpoints.enumerate_critical_points(setting(loss, 0.5, m=6), n_restarts=args.match, seed=0,
-                                                             progress=False)
-            result = run_dynamics(setting(loss, 0.5, m=6), n_starts=first_starts, seed=args.seed,
-                                  critical_points=table, **options)
+                table = critpoints.enumerate_critical_points(
+                    setting(loss, 0.5, m=6), n_restarts=args.match, seed=0, progress=False
+                )
+            result = run_dynamics(
+                setting(loss, 0.5, m=6), n_starts=first_starts, seed=args.seed, critical_points=table, **options
+            )
             print(f"[{name}, m = 6, init gaussian]")
             print(result)
             print()
@@ -108,8 +128,13 @@ def main(argv: list[str] | None = None) -> None:
         for q in drops:
             cells = []
             for c in exponents:
-                result = run_dynamics(setting(loss, q, latent=("fixed_count", 2, 1)), n_starts=sweep_starts,
-                                      seed=args.seed, init=("warm_start", c), **options)
+                result = run_dynamics(
+                    setting(loss, q, latent=("fixed_count", 2, 1)),
+                    n_starts=sweep_starts,
+                    seed=args.seed,
+                    init=("warm_start", c),
+                    **options,
+                )
                 good = result.basin_fractions()["good"]
                 curves[q].setdefault(name, []).append(good)
                 mean_min = sum(run.alignment.min() for run in result) / len(result)
@@ -120,7 +145,10 @@ def main(argv: list[str] | None = None) -> None:
 
         for q, series in curves.items():
             path = plots.basin_curves(
-                exponents, series, f"{args.plot}/warm_start_q{q:g}.png", xlabel="warm-start exponent c (noise variance p^-c)",
+                exponents,
+                series,
+                f"{args.plot}/warm_start_q{q:g}.png",
+                xlabel="warm-start exponent c (noise variance p^-c)",
                 title=f"recovery of M from warm starts, q = {q:g}, p = d = m = 4, two-sparse z",
             )
             print(f"wrote {path}")
@@ -129,7 +157,10 @@ def main(argv: list[str] | None = None) -> None:
                 series = {f"c = {c:g}": [curves[q][name][k] for q in drops] for k, c in enumerate(exponents)}
                 tag = name.split()[0].replace("+", "_")
                 path = plots.basin_curves(
-                    drops, series, f"{args.plot}/warm_start_{tag}_vs_q.png", xlabel="drop probability q",
+                    drops,
+                    series,
+                    f"{args.plot}/warm_start_{tag}_vs_q.png",
+                    xlabel="drop probability q",
                     title=f"{name}: recovery of M from warm starts against q",
                 )
                 print(f"wrote {path}")

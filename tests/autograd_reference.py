@@ -1,6 +1,6 @@
 """Independent reference for the finite-measure losses, in autograd, from the definitions.
 
-Written directly from SPEC sections 3-4 with plain loops over the support; it shares no
+Written directly from derivations/MODEL.md §3–4 with plain loops over the support; it shares no
 code with the package. Conventions: n(0) = 0 (a zero representation gives cosine 0), and
 the symmetric ReLU is either ``ReLU(t + b) - ReLU(-t + b)`` with numpy's maximum
 (derivatives are only compared away from kinks), or, for the kink test, the piece with
@@ -23,8 +23,20 @@ TWO_ENCODERS = ("ncl_squared", "ncl_cosine", "ncl_predictor")
 class Setup:
     """One loss configuration, as plain attributes."""
 
-    def __init__(self, family, encoder, m, p, *, trainable_bias=False, fixed_bias=None, tied=False,
-                 temperature=1.0, normalize=True, frozen_patterns=None):
+    def __init__(
+        self,
+        family,
+        encoder,
+        m,
+        p,
+        *,
+        trainable_bias=False,
+        fixed_bias=None,
+        tied=False,
+        temperature=1.0,
+        normalize=True,
+        frozen_patterns=None,
+    ):
         self.family, self.encoder, self.m, self.p = family, encoder, m, p
         self.trainable_bias, self.fixed_bias, self.tied = trainable_bias, fixed_bias, tied
         self.temperature, self.normalize = temperature, normalize

@@ -37,8 +37,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "landscape": FOUNDATION | {"model", "data", "manifolds", "losses", "solver", "certify"},
     "dynamics": FOUNDATION | {"model", "data", "manifolds", "losses", "solver", "certify", "landscape"},
     "plots": FOUNDATION | {"model", "data", "manifolds", "losses", "solver", "certify", "landscape", "dynamics"},
-    "cli": FOUNDATION
-    | {"model", "data", "manifolds", "losses", "solver", "certify", "landscape", "dynamics", "plots"},
+    "cli": FOUNDATION | {"model", "data", "manifolds", "losses", "solver", "certify", "landscape", "dynamics", "plots"},
 }
 
 

@@ -11,6 +11,8 @@ import critpoints as cp
 
 flint = pytest.importorskip("flint", reason="python-flint (the 'certify' extra) is not installed")
 
+from toy_systems import SeparableQuartic  # noqa: E402
+
 from critpoints.certify.certificate import (  # noqa: E402
     certified_inertia,
     certify_point,
@@ -22,16 +24,22 @@ from critpoints.certify.certificate import (  # noqa: E402
     require_flint,
 )
 
-from toy_systems import SeparableQuartic  # noqa: E402
-
 BETA = 0.3
 Q = 0.5
 
 
 def claim3_setting(**overrides) -> cp.Setting:
     options = dict(
-        p=3, d=3, m=3, loss="spectral", encoder="symrelu", bias=-BETA, constraint="unit_rows",
-        dictionary="identity", latent="one_hot", augmentation=("independent_mask", Q),
+        p=3,
+        d=3,
+        m=3,
+        loss="spectral",
+        encoder="symrelu",
+        bias=-BETA,
+        constraint="unit_rows",
+        dictionary="identity",
+        latent="one_hot",
+        augmentation=("independent_mask", Q),
     )
     options.update(overrides)
     return cp.Setting(**options)
@@ -73,6 +81,7 @@ def test_toy_perturbed_and_degenerate_points_fail():
     residual, jacobian = _quartic_arb(tilts)
     point = SeparableQuartic(np.array(tilts)).critical_points()[0][0]
     assert not krawczyk(residual, jacobian, point + 1e-3, 1e-6)
+
     # f(x, y) = x^4 + y^2: the critical point 0 is degenerate (Hessian diag(0, 2))
     def residual0(z):
         return flint.arb_mat([[4 * z[0, 0] ** 3], [2 * z[1, 0]]])
@@ -152,7 +161,12 @@ def test_linear_spectral_minimum_certified_in_the_quotient_by_rotations():
 
 def test_ncl_squared_unit_rows_saddles_certified_with_float_index():
     setting = cp.Setting(
-        p=3, d=3, m=1, loss="ncl_squared", dictionary=("random", 2), latent=("fixed_count", 2, 1),
+        p=3,
+        d=3,
+        m=1,
+        loss="ncl_squared",
+        dictionary=("random", 2),
+        latent=("fixed_count", 2, 1),
         constraint="unit_rows",
     )
     result = cp.enumerate_critical_points(setting, n_restarts=30, seed=0, progress=False, certify=True)
@@ -215,8 +229,9 @@ def _radii(matrix) -> np.ndarray:
 
 def test_moment_enclosures_contain_dyadic_float_moments_exactly():
     # identity dictionary, d = 4, q = 1/2: every moment is dyadic, so the float moments are exact
-    setting = cp.Setting(p=4, d=4, m=2, loss="spectral", dictionary="identity", latent="one_hot",
-                         augmentation=("independent_mask", 0.5))
+    setting = cp.Setting(
+        p=4, d=4, m=2, loss="spectral", dictionary="identity", latent="one_hot", augmentation=("independent_mask", 0.5)
+    )
     floats = cp.view_moments(setting)
     exact = exact_view_moments(setting)
     for ball, rational, value in zip(moment_enclosures(setting), exact, (floats.x1x1, floats.x1x2, floats.x2x2)):
@@ -280,17 +295,28 @@ def test_generated_interval_kernels_contain_the_exact_values(derivation):
 
 
 MODEL_SETTINGS = {
-    "closed_form spectral": dict(p=3, d=3, m=2, loss="spectral", dictionary=("random", 1),
-                                 latent=("fixed_count", 2, 1)),
-    "closed_form ncl_squared": dict(p=3, d=3, m=2, loss="ncl_squared", dictionary=("random", 2),
-                                    latent=("fixed_count", 2, 1)),
+    "closed_form spectral": dict(
+        p=3, d=3, m=2, loss="spectral", dictionary=("random", 1), latent=("fixed_count", 2, 1)
+    ),
+    "closed_form ncl_squared": dict(
+        p=3, d=3, m=2, loss="ncl_squared", dictionary=("random", 2), latent=("fixed_count", 2, 1)
+    ),
     "symrelu spectral": dict(p=3, d=3, m=2, loss="spectral", encoder="symrelu", bias=-BETA),
     "symrelu ncl_squared": dict(p=3, d=3, m=2, loss="ncl_squared", encoder="symrelu", bias=np.array([-0.3, 0.2])),
-    "symrelu ncl_cosine": dict(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias=-BETA,
-                               latent=("fixed_count", 2, 1), augmentation="complementary_mask"),
+    "symrelu ncl_cosine": dict(
+        p=3,
+        d=3,
+        m=2,
+        loss="ncl_cosine",
+        encoder="symrelu",
+        bias=-BETA,
+        latent=("fixed_count", 2, 1),
+        augmentation="complementary_mask",
+    ),
     "symrelu ncl_cosine tied": dict(p=3, d=3, m=2, loss="ncl_cosine", tied=True, encoder="symrelu", bias=0.2),
-    "symrelu infonce": dict(p=3, d=3, m=2, loss="infonce", temperature=0.5, encoder="symrelu", bias=-BETA,
-                            latent=("bernoulli", 0.5)),
+    "symrelu infonce": dict(
+        p=3, d=3, m=2, loss="infonce", temperature=0.5, encoder="symrelu", bias=-BETA, latent=("bernoulli", 0.5)
+    ),
     "linear infonce": dict(p=3, d=3, m=2, loss="infonce", temperature=0.3),
     "symrelu trainable bias spectral": dict(p=3, d=3, m=2, loss="spectral", encoder="symrelu", bias="trainable"),
     "symrelu trainable bias ncl_cosine": dict(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias="trainable"),
@@ -335,14 +361,26 @@ def test_bad_arguments_are_value_errors_naming_them():
 # ------------------------------------------------------------------ cosine losses, trainable bias
 
 CERTIFIED_SETTINGS = {
-    "ncl_cosine": dict(loss="ncl_cosine", latent=("fixed_count", 2, 1), augmentation="complementary_mask",
-                       bias=np.array([-0.3, -0.55])),
-    "ncl_cosine tied": dict(loss="ncl_cosine", tied=True, latent=("fixed_count", 2, 1),
-                            augmentation="complementary_mask", bias=np.array([-0.3, -0.55])),
-    "infonce": dict(loss="infonce", temperature=0.5, latent=("fixed_count", 2, 1), augmentation="complementary_mask",
-                    bias=np.array([-0.3, -0.55])),
-    "trainable bias": dict(loss="spectral", latent=("bernoulli", 0.5), augmentation=("independent_mask", 0.3),
-                           bias="trainable"),
+    "ncl_cosine": dict(
+        loss="ncl_cosine", latent=("fixed_count", 2, 1), augmentation="complementary_mask", bias=np.array([-0.3, -0.55])
+    ),
+    "ncl_cosine tied": dict(
+        loss="ncl_cosine",
+        tied=True,
+        latent=("fixed_count", 2, 1),
+        augmentation="complementary_mask",
+        bias=np.array([-0.3, -0.55]),
+    ),
+    "infonce": dict(
+        loss="infonce",
+        temperature=0.5,
+        latent=("fixed_count", 2, 1),
+        augmentation="complementary_mask",
+        bias=np.array([-0.3, -0.55]),
+    ),
+    "trainable bias": dict(
+        loss="spectral", latent=("bernoulli", 0.5), augmentation=("independent_mask", 0.3), bias="trainable"
+    ),
 }
 
 

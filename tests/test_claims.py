@@ -1,4 +1,4 @@
-"""The paper's claims (SPEC section 7, derivations/CLAIMS.md) checked with the engine and the loss objects.
+"""The paper's claims (derivations/CLAIMS.md) checked with the engine and the loss objects.
 
 Each claim is checked on a grid of settings against the exact statements derived in
 derivations/claims.py (values, spectra, conditions). Claim 4 (training dynamics) is
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import load_derivation
 
 from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
-from critpoints.landscape.points import describe_point
 from critpoints.landscape.labels import label_point
+from critpoints.landscape.points import describe_point
 from critpoints.solver.restarts import InProcessExecutor
-
-from conftest import load_derivation
 
 claims = load_derivation("claims")
 IN_PROCESS = InProcessExecutor()
@@ -59,7 +58,16 @@ LINEAR_GRID = [
     ("identity", "one_hot", 0.0, ("independent_mask", 0.5), 3, 3, 2, "maximum"),
     (("random", 1), ("bernoulli", 0.4), 0.3, ("independent_mask", 0.25), 4, 3, 3, "maximum"),
     (("random", 2), ("fixed_count", 2, 1), 0.2, ("independent_mask", 0.75), 3, 3, 2, "maximum"),
-    (("random", 3), "one_hot", 0.0, ("independent_mask", 0.5), 4, 2, 2, "degenerate"),  # p > d, sigma = 0: Sigma singular
+    (
+        ("random", 3),
+        "one_hot",
+        0.0,
+        ("independent_mask", 0.5),
+        4,
+        2,
+        2,
+        "degenerate",
+    ),  # p > d, sigma = 0: Sigma singular
     (("random", 4), ("fixed_count", 2, 0), 0.1, "complementary_mask", 3, 3, 2, "saddle"),
     ("identity", "one_hot", 0.0, "complementary_mask", 3, 3, 2, "degenerate"),  # C12 = 0
 ]
@@ -77,8 +85,9 @@ def test_claim1_linear_collapse(dictionary, latent, noise, augmentation, p, d, m
     assert ncl.value(zero) == 0.0 and not np.any(ncl.gradient(zero))
     assert np.linalg.eigvalsh(ncl.hessian(zero)).min() > -1e-12  # convex
     assert min(ncl.value(rng.standard_normal(ncl.n_params)) for _ in range(20)) >= 0.0
-    result = enumerate_critical_points(Setting(loss="ncl_squared", **common), n_restarts=6, seed=0,
-                                       executor=IN_PROCESS, progress=False)
+    result = enumerate_critical_points(
+        Setting(loss="ncl_squared", **common), n_restarts=6, seed=0, executor=IN_PROCESS, progress=False
+    )
     assert result[0].loss == pytest.approx(0.0, abs=1e-12) and result[0].label == "collapsed"
 
     setting = Setting(loss="spectral", **common)
@@ -167,17 +176,30 @@ def dead_weights(rng, shape, beta, constraint):
 def test_claim1_dead_symrelu_region_is_flat_collapsed_and_degenerate(name, options, value, constraint, beta):
     """Claim 1(b): where every neuron is dead on the data support the loss is constant (value from
     derivations/claims.py), gradient and Hessian vanish, the point is collapsed and degenerate."""
-    setting = Setting(p=3, d=3, m=2, loss=name, encoder="symrelu", bias=-beta, constraint=constraint,
-                      augmentation=("independent_mask", 0.5), **options)
+    setting = Setting(
+        p=3,
+        d=3,
+        m=2,
+        loss=name,
+        encoder="symrelu",
+        bias=-beta,
+        constraint=constraint,
+        augmentation=("independent_mask", 0.5),
+        **options,
+    )
     loss = population_loss(setting)
     rng = np.random.default_rng(3)
     for _ in range(3):
         blocks = {}
         for block, shape in loss.layout.shapes.items():
-            blocks[block] = dead_weights(rng, shape, beta, constraint) if block in ("W", "W_t") else rng.standard_normal(shape)
+            blocks[block] = (
+                dead_weights(rng, shape, beta, constraint) if block in ("W", "W_t") else rng.standard_normal(shape)
+            )
         theta = loss.pack(**blocks)
         assert loss.value(theta) == pytest.approx(value, abs=1e-14)
-        residual, matrix = (loss.field(theta), loss.jacobian(theta)) if loss.is_field else (loss.gradient(theta), loss.hessian(theta))
+        residual, matrix = (
+            (loss.field(theta), loss.jacobian(theta)) if loss.is_field else (loss.gradient(theta), loss.hessian(theta))
+        )
         assert np.abs(residual).max() == 0.0 and np.abs(matrix).max() == 0.0
         point = describe(loss, theta)
         assert point.label == "collapsed" and point.dead == setting.m
@@ -185,7 +207,9 @@ def test_claim1_dead_symrelu_region_is_flat_collapsed_and_degenerate(name, optio
 
 
 def test_claim1_dead_region_is_never_counted_as_a_minimum_by_the_engine():
-    setting = Setting(p=3, d=3, m=3, loss="spectral", encoder="symrelu", bias=-0.4, augmentation=("independent_mask", 0.5))
+    setting = Setting(
+        p=3, d=3, m=3, loss="spectral", encoder="symrelu", bias=-0.4, augmentation=("independent_mask", 0.5)
+    )
     starts = np.random.default_rng(4).uniform(-0.35, 0.35, size=(5, 9))
     result = enumerate_critical_points(setting, n_restarts=5, init=starts, executor=IN_PROCESS, progress=False)
     assert result.counts(by="kind") == {"degenerate": 5}
@@ -197,8 +221,17 @@ def test_claim1_dead_region_is_never_counted_as_a_minimum_by_the_engine():
 
 
 def claim2_setting(d, q, tied, beta=0.3, m=None):
-    return Setting(p=d, d=d, m=d if m is None else m, loss="ncl_cosine", tied=tied, encoder="symrelu", bias=-beta,
-                   constraint="unit_rows", augmentation=("independent_mask", q))
+    return Setting(
+        p=d,
+        d=d,
+        m=d if m is None else m,
+        loss="ncl_cosine",
+        tied=tied,
+        encoder="symrelu",
+        bias=-beta,
+        constraint="unit_rows",
+        augmentation=("independent_mask", q),
+    )
 
 
 def single_active_weights(rng, d, m, beta):
@@ -281,8 +314,10 @@ def test_claim2_enumerated_global_minima_are_mostly_bad(d, restarts):
     good = sum(point.label == "good" for point in at_minimum)
     p_good = claims.good_probability(d, TAU) / (1 - d * claims.dead_column_probability(d, d, beta))
     fraction = good / len(at_minimum)
-    print(f"\nd = {d}: {len(at_minimum)} global minima found, {good} good (fraction {fraction:.3f}; "
-          f"uniform-measure probability of good <= {p_good:.2e})")
+    print(
+        f"\nd = {d}: {len(at_minimum)} global minima found, {good} good (fraction {fraction:.3f}; "
+        f"uniform-measure probability of good <= {p_good:.2e})"
+    )
     assert p_good < 1e-3
     assert fraction <= 2 / 40
 
@@ -324,7 +359,11 @@ def test_claim2_linear_minima_lie_on_orbits_with_bad_points(name, options):
     for first, second, angle in ((0, 1, np.pi / 4), (1, 2, np.pi / 5), (0, 2, 2.0)):
         Q = np.eye(d)  # a plane rotation far from every signed permutation
         Q[[first, first, second, second], [first, second, first, second]] = (
-            np.cos(angle), -np.sin(angle), np.sin(angle), np.cos(angle))
+            np.cos(angle),
+            -np.sin(angle),
+            np.sin(angle),
+            np.cos(angle),
+        )
         rotated = loss.symmetries.rotate(theta, Q)
         assert loss.value(rotated) == pytest.approx(loss.value(theta), abs=1e-12)
         assert np.linalg.norm(residual(rotated)) < 1e-12
@@ -335,8 +374,15 @@ def test_ncl_squared_unit_rows_every_w_equals_w_t_is_a_global_minimum():
     """Further statement: with diag(Sigma) = s I (M = I), unit rows, L = 2 m rho (1-rho) s + rho^2 sum (w-v)^T Sigma (w-v)."""
     q, m, d = 0.5, 3, 3
     for latent in ("one_hot", ("fixed_count", 2, 1)):
-        setting = Setting(p=d, d=d, m=m, loss="ncl_squared", latent=latent, constraint="unit_rows",
-                          augmentation=("independent_mask", q))
+        setting = Setting(
+            p=d,
+            d=d,
+            m=m,
+            loss="ncl_squared",
+            latent=latent,
+            constraint="unit_rows",
+            augmentation=("independent_mask", q),
+        )
         loss = population_loss(setting)
         s = view_moments(setting).xx[0, 0]
         rho = 1 - q
@@ -356,8 +402,16 @@ def test_ncl_squared_unit_rows_every_w_equals_w_t_is_a_global_minimum():
 
 
 def claim3_setting(d, beta, q, m=None):
-    return Setting(p=d, d=d, m=d if m is None else m, loss="spectral", encoder="symrelu", bias=-beta,
-                   constraint="unit_rows", augmentation=("independent_mask", q))
+    return Setting(
+        p=d,
+        d=d,
+        m=d if m is None else m,
+        loss="spectral",
+        encoder="symrelu",
+        bias=-beta,
+        constraint="unit_rows",
+        augmentation=("independent_mask", q),
+    )
 
 
 def signed_atom_starts(rng, d, m, beta):
@@ -385,9 +439,15 @@ def occupation(W):
 
 #: (d, beta, q, random starts, whether every local minimum found is a signed-atom configuration)
 CLAIM3_GRID = [
-    (3, 0.2, 0.5, 60, True), (3, 0.5, 0.25, 60, True), (3, 0.8, 0.75, 60, True), (3, 0.05, 0.9, 60, False),
-    (4, 0.3, 0.5, 60, True), (4, 0.6, 0.25, 60, True), (4, 0.1, 0.75, 60, True),
-    (5, 0.3, 0.5, 30, True), (5, 0.7, 0.25, 30, True),
+    (3, 0.2, 0.5, 60, True),
+    (3, 0.5, 0.25, 60, True),
+    (3, 0.8, 0.75, 60, True),
+    (3, 0.05, 0.9, 60, False),
+    (4, 0.3, 0.5, 60, True),
+    (4, 0.6, 0.25, 60, True),
+    (4, 0.1, 0.75, 60, True),
+    (5, 0.3, 0.5, 30, True),
+    (5, 0.7, 0.25, 30, True),
 ]
 
 
@@ -403,7 +463,9 @@ def test_claim3_global_minimum_is_the_signed_permutations_and_bad_minima_are_lis
     rng = np.random.default_rng(9)
     gaussian = rng.standard_normal((random_starts, loss.n_params))
     starts = np.concatenate([gaussian, signed_atom_starts(rng, d, d, beta)])
-    result = enumerate_critical_points(setting, n_restarts=len(starts), init=starts, executor=IN_PROCESS, progress=False)
+    result = enumerate_critical_points(
+        setting, n_restarts=len(starts), init=starts, executor=IN_PROCESS, progress=False
+    )
     minimum = claims.claim3_minimum(d, beta, q)
     assert result[0].loss == pytest.approx(minimum, abs=1e-12)
     assert all(point.loss >= minimum - 1e-12 for point in result)
@@ -440,7 +502,9 @@ def test_claim3_with_two_neurons_per_atom():
     setting = claim3_setting(d, beta, q, m=2 * d)
     rng = np.random.default_rng(10)
     starts = np.concatenate([rng.standard_normal((10, 2 * d * d)), signed_atom_starts(rng, d, 2 * d, beta)])
-    result = enumerate_critical_points(setting, n_restarts=len(starts), init=starts, executor=IN_PROCESS, progress=False)
+    result = enumerate_critical_points(
+        setting, n_restarts=len(starts), init=starts, executor=IN_PROCESS, progress=False
+    )
     a = (1 - beta) ** 2
     assert result[0].loss == pytest.approx((1 - q) ** 2 * (-4 * a + 4 * a * a / d), abs=1e-12)
     assert list(occupation(result[0].params["W"])) == [2, 2]

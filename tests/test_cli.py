@@ -22,8 +22,24 @@ def _error_line(capsys) -> str:
 
 def test_enumerate_writes_json_csv_and_plots(tmp_path, capsys):
     out_json, out_csv = tmp_path / "points.json", tmp_path / "points.csv"
-    status = main(["enumerate", *SMALL, "--loss", "spectral", "--restarts", "8", "--jobs", "1",
-                   "--json", str(out_json), "--csv", str(out_csv), "--plot", str(tmp_path / "fig")])
+    status = main(
+        [
+            "enumerate",
+            *SMALL,
+            "--loss",
+            "spectral",
+            "--restarts",
+            "8",
+            "--jobs",
+            "1",
+            "--json",
+            str(out_json),
+            "--csv",
+            str(out_csv),
+            "--plot",
+            str(tmp_path / "fig"),
+        ]
+    )
     assert status == 0
     printed = capsys.readouterr().out
     assert "critical points of: p=3 d=3 m=3 loss=spectral" in printed
@@ -36,8 +52,26 @@ def test_enumerate_writes_json_csv_and_plots(tmp_path, capsys):
 
 def test_dynamics_writes_json_and_csv(tmp_path, capsys):
     out_json, out_csv = tmp_path / "runs.json", tmp_path / "runs.csv"
-    status = main(["dynamics", *SMALL, "--loss", "ncl_cosine", "--starts", "5", "--init", "warm_start:3",
-                   "--lr", "0.05", "--max-steps", "500", "--json", str(out_json), "--csv", str(out_csv)])
+    status = main(
+        [
+            "dynamics",
+            *SMALL,
+            "--loss",
+            "ncl_cosine",
+            "--starts",
+            "5",
+            "--init",
+            "warm_start:3",
+            "--lr",
+            "0.05",
+            "--max-steps",
+            "500",
+            "--json",
+            str(out_json),
+            "--csv",
+            str(out_csv),
+        ]
+    )
     assert status == 0
     assert "95% CI (Wilson)" in capsys.readouterr().out
     record = json.loads(out_json.read_text())
@@ -66,7 +100,10 @@ def test_bad_flags_one_line_exit_2(argv, fragment, capsys):
     "argv, fragment",
     [
         (["enumerate", "--p", "2", "--d", "3", "--m", "3", "--loss", "spectral"], "p must be >= d"),
-        (["enumerate", "--p", "3", "--d", "3", "--m", "3", "--loss", "spectral", "--bias", "-0.3"], "bias applies only"),
+        (
+            ["enumerate", "--p", "3", "--d", "3", "--m", "3", "--loss", "spectral", "--bias", "-0.3"],
+            "bias applies only",
+        ),
         (["enumerate", *SMALL, "--loss", "spectral", "--augmentation", "independent_mask:1.5"], "q must lie in"),
         (["enumerate", *SMALL, "--loss", "spectral", "--latent", "fixed_count:5:1"], "k <= d"),
         (["enumerate", *SMALL, "--loss", "spectral", "--dictionary", "random"], "needs a seed"),
@@ -90,7 +127,24 @@ def test_short_forms():
 
 
 def test_sparsity_latent_and_sample_average(tmp_path, capsys):
-    status = main(["enumerate", "--p", "4", "--d", "4", "--m", "2", "--loss", "spectral", "--latent", "sparsity:0.3",
-                   "--restarts", "3", "--jobs", "1"])
+    status = main(
+        [
+            "enumerate",
+            "--p",
+            "4",
+            "--d",
+            "4",
+            "--m",
+            "2",
+            "--loss",
+            "spectral",
+            "--latent",
+            "sparsity:0.3",
+            "--restarts",
+            "3",
+            "--jobs",
+            "1",
+        ]
+    )
     assert status == 0
     assert "FixedCount(k=2, k_neg=1)" in capsys.readouterr().out

@@ -138,7 +138,7 @@ def test_orthogonal_invariance(family):
 
 
 def test_spectral_at_zero():
-    """W = 0 is stationary with Hessian -2 I_m (x) (C12 + C12^T) (SPEC claim 1a)."""
+    """W = 0 is stationary with Hessian -2 I_m (x) (C12 + C12^T) (derivations/CLAIMS.md, claim 1a)."""
     rng = np.random.default_rng(9)
     m, p = 2, 3
     C11, C12, C22, Cneg = random_moments(rng, p)
@@ -166,4 +166,3 @@ def test_argument_errors():
     ClosedFormEvaluator("spectral", C, asymmetric, C, C, m=2)  # C12 may be asymmetric
     with pytest.raises(ValueError, match="shape"):
         ClosedFormEvaluator("spectral", C, C, np.eye(2), C, m=2)
-

@@ -16,10 +16,22 @@ import types
 import numpy as np
 import pytest
 import scipy.linalg
+from compiled_toys import CAUCHY, EXPLODING, QUARTIC, QUARTIC_1D, ROTATING_HAT, VALLEY, compiled_twin
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from toy_systems import (
+    CauchyLoss1D,
+    CountingSystem,
+    Forwarding,
+    Quartic1D,
+    RotatingMexicanHat,
+    TiltedValley,
+    make_quartic,
+)
 
 import critpoints
+from critpoints.landscape.initialization import initial_points
+from critpoints.landscape.system import LossSystem
 from critpoints.losses.closed_form import flat_gradient, flat_hessian, flat_rotation_generators, flat_value
 from critpoints.solver.compiled import refresh_binding_cache
 from critpoints.solver.dense_solve import (
@@ -30,19 +42,7 @@ from critpoints.solver.dense_solve import (
     one_norm,
     reciprocal_condition,
 )
-from critpoints.landscape.system import LossSystem
-from critpoints.landscape.initialization import initial_points
 from critpoints.solver.newton import NewtonOptions, Status, newton_runs
-from compiled_toys import CAUCHY, EXPLODING, QUARTIC, QUARTIC_1D, ROTATING_HAT, VALLEY, compiled_twin
-from toy_systems import (
-    CauchyLoss1D,
-    CountingSystem,
-    Forwarding,
-    Quartic1D,
-    RotatingMexicanHat,
-    TiltedValley,
-    make_quartic,
-)
 
 TILTS = (0.3, -0.2, 0.1)
 
@@ -156,22 +156,52 @@ def test_compiled_quartic_every_critical_point_found_with_its_index():
 
 
 TOY_CASES = {
-    "quartic": (lambda: make_quartic(TILTS), QUARTIC, TILTS, np.random.default_rng(1).uniform(-1.6, 1.6, (60, 3)),
-                NewtonOptions()),
-    "quartic descending": (lambda: make_quartic(TILTS), QUARTIC, TILTS,
-                           np.random.default_rng(2).uniform(-1.6, 1.6, (60, 3)), NewtonOptions(descent_iterations=20)),
-    "gradient-flat valley": (lambda: TiltedValley(1e-7, 1e-13), VALLEY, (1e-7, 1e-13),
-                             np.array([[1.0, 1.0], [-3.0, 0.2], [0.5, -40.0]]), NewtonOptions()),
-    "exactly flat valley": (lambda: TiltedValley(1e-7, 0.0), VALLEY, (1e-7, 0.0),
-                            np.array([[1.0, 1.0], [-3.0, 0.2], [0.5, -40.0]]), NewtonOptions()),
+    "quartic": (
+        lambda: make_quartic(TILTS),
+        QUARTIC,
+        TILTS,
+        np.random.default_rng(1).uniform(-1.6, 1.6, (60, 3)),
+        NewtonOptions(),
+    ),
+    "quartic descending": (
+        lambda: make_quartic(TILTS),
+        QUARTIC,
+        TILTS,
+        np.random.default_rng(2).uniform(-1.6, 1.6, (60, 3)),
+        NewtonOptions(descent_iterations=20),
+    ),
+    "gradient-flat valley": (
+        lambda: TiltedValley(1e-7, 1e-13),
+        VALLEY,
+        (1e-7, 1e-13),
+        np.array([[1.0, 1.0], [-3.0, 0.2], [0.5, -40.0]]),
+        NewtonOptions(),
+    ),
+    "exactly flat valley": (
+        lambda: TiltedValley(1e-7, 0.0),
+        VALLEY,
+        (1e-7, 0.0),
+        np.array([[1.0, 1.0], [-3.0, 0.2], [0.5, -40.0]]),
+        NewtonOptions(),
+    ),
     "stalled valley": (lambda: TiltedValley(0.1), VALLEY, (0.1, 0.0), np.array([[1.0, 1.0]]), NewtonOptions()),
     "diverging": (CauchyLoss1D, CAUCHY, (), np.array([[3.0], [0.5], [-0.9]]), NewtonOptions()),
     "max iterations": (Quartic1D, QUARTIC_1D, (), np.array([[1.0], [-2.0]]), NewtonOptions(max_iterations=5)),
-    "creeping": (Quartic1D, QUARTIC_1D, (), np.array([[1.0], [0.01]]),
-                 NewtonOptions(stall_window=1, stall_decrease=0.8)),
+    "creeping": (
+        Quartic1D,
+        QUARTIC_1D,
+        (),
+        np.array([[1.0], [0.01]]),
+        NewtonOptions(stall_window=1, stall_decrease=0.8),
+    ),
     "fixed scale": (Quartic1D, QUARTIC_1D, (), np.array([[1.0]]), NewtonOptions(scale=1e3)),
-    "null directions": (RotatingMexicanHat, ROTATING_HAT, (), np.random.default_rng(7).uniform(-2, 2, (40, 2)),
-                        NewtonOptions()),
+    "null directions": (
+        RotatingMexicanHat,
+        ROTATING_HAT,
+        (),
+        np.random.default_rng(7).uniform(-2, 2, (40, 2)),
+        NewtonOptions(),
+    ),
 }
 
 
@@ -191,8 +221,9 @@ def test_statuses_of_the_compiled_driver():
     assert inside.status == Status.CONVERGED and abs(inside.theta[0]) < 1e-10
     capped = newton_runs(compiled_twin(Quartic1D(), QUARTIC_1D), np.array([[1.0]]), NewtonOptions(max_iterations=5))[0]
     assert capped.status == Status.MAX_ITERATIONS and capped.iterations == 5
-    creeping = newton_runs(compiled_twin(Quartic1D(), QUARTIC_1D), np.array([[1.0]]),
-                           NewtonOptions(stall_window=1, stall_decrease=0.8))[0]
+    creeping = newton_runs(
+        compiled_twin(Quartic1D(), QUARTIC_1D), np.array([[1.0]]), NewtonOptions(stall_window=1, stall_decrease=0.8)
+    )[0]
     assert creeping.status == Status.STALLED and creeping.iterations == 1
     exploding = newton_runs(compiled_twin(Quartic1D(), EXPLODING), np.array([[1.0]]))[0]
     assert exploding.status == Status.DIVERGED
@@ -251,8 +282,16 @@ def test_binding_cache_is_flushed_when_a_module_compiled_into_it_changes(tmp_pat
 
 
 def linear_setting(loss, p=5, m=3, **overrides):
-    arguments = dict(p=p, d=p, m=m, loss=loss, dictionary=("random", 1), noise=0.1,
-                     latent=("fixed_count", 2, 1), augmentation=("independent_mask", 0.5))
+    arguments = dict(
+        p=p,
+        d=p,
+        m=m,
+        loss=loss,
+        dictionary=("random", 1),
+        noise=0.1,
+        latent=("fixed_count", 2, 1),
+        augmentation=("independent_mask", 0.5),
+    )
     arguments.update(overrides)
     return critpoints.Setting(**arguments)
 

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import LOSS_FAMILIES
 
 import critpoints
-from conftest import LOSS_FAMILIES
-from critpoints.losses.batched import BatchedLoss, BatchedSpheres
 from critpoints.dynamics.descent import descend, run_dynamics, wilson_interval
+from critpoints.losses.batched import BatchedLoss, BatchedSpheres
 from critpoints.solver.restarts import InProcessExecutor
 
 
 def _setting(loss: str, **options) -> critpoints.Setting:
     base = dict(
-        p=3, d=3, m=3, latent="one_hot", augmentation=("independent_mask", 0.5),
-        encoder="symrelu", bias=-0.3, constraint="unit_rows",
+        p=3,
+        d=3,
+        m=3,
+        latent="one_hot",
+        augmentation=("independent_mask", 0.5),
+        encoder="symrelu",
+        bias=-0.3,
+        constraint="unit_rows",
     )
     base.update(options)
     return critpoints.Setting(loss=loss, **base)
@@ -30,7 +36,9 @@ ENCODERS = [("linear", None), ("symrelu", -0.2), ("symrelu", "trainable"), ("sym
 @pytest.mark.parametrize("compiled", [False, True])
 def test_batched_gradient_equals_loss_object(family, options, encoder, bias, compiled):
     """Both batched evaluations (arrays, compiled) agree with the loss object's evaluator."""
-    extra = {"expectation": "exact_enumeration"} if family in ("spectral", "ncl_squared") and encoder == "linear" else {}
+    extra = (
+        {"expectation": "exact_enumeration"} if family in ("spectral", "ncl_squared") and encoder == "linear" else {}
+    )
     setting = _setting(family, encoder=encoder, bias=bias, constraint="none", **options, **extra)
     loss = critpoints.population_loss(setting)
     batched = BatchedLoss(loss, compiled=compiled)
@@ -55,7 +63,9 @@ def test_compiled_and_array_parts_agree(family, options):
 
 
 def test_batched_gradient_on_a_sample_and_complementary_masks():
-    setting = _setting("infonce", temperature=0.2, augmentation="complementary_mask", expectation=("sample_average", 40, 1))
+    setting = _setting(
+        "infonce", temperature=0.2, augmentation="complementary_mask", expectation=("sample_average", 40, 1)
+    )
     loss = critpoints.population_loss(setting)
     thetas = np.random.default_rng(0).standard_normal((3, loss.n_params))
     result = BatchedLoss(loss).evaluate(thetas)
@@ -72,7 +82,9 @@ def test_online_and_target_parts_split_the_gradient_by_branch():
 
 
 def test_batched_spheres_match_the_manifold():
-    loss = critpoints.population_loss(_setting("ncl_predictor", constraint="unit_columns", predictor_constraint="unit_rows"))
+    loss = critpoints.population_loss(
+        _setting("ncl_predictor", constraint="unit_columns", predictor_constraint="unit_rows")
+    )
     spheres = BatchedSpheres(loss.manifold)
     rng = np.random.default_rng(2)
     thetas = rng.standard_normal((4, loss.n_params))
@@ -82,7 +94,8 @@ def test_batched_spheres_match_the_manifold():
         np.testing.assert_allclose(projected[row], loss.manifold.project(thetas[row]), atol=1e-14)
         np.testing.assert_allclose(
             spheres.tangent(projected, vectors)[row],
-            loss.manifold.tangent_project(projected[row], vectors[row]), atol=1e-14,
+            loss.manifold.tangent_project(projected[row], vectors[row]),
+            atol=1e-14,
         )
 
 
@@ -105,8 +118,13 @@ def _plain_descent(loss, theta, lr, steps, blocks_per_step=None):
 
 @pytest.mark.parametrize(
     "family, options, schedule",
-    [("spectral", {}, "simultaneous"), ("ncl_cosine", {}, "alternating"), ("ncl_cosine", {}, "simultaneous"),
-     ("ncl_predictor", {}, "simultaneous"), ("infonce", {"temperature": 0.5}, "simultaneous")],
+    [
+        ("spectral", {}, "simultaneous"),
+        ("ncl_cosine", {}, "alternating"),
+        ("ncl_cosine", {}, "simultaneous"),
+        ("ncl_predictor", {}, "simultaneous"),
+        ("infonce", {"temperature": 0.5}, "simultaneous"),
+    ],
 )
 def test_descent_matches_a_plain_single_start_loop(family, options, schedule):
     """The batched descent reproduces step-by-step retracted gradient descent on the loss object."""
@@ -152,7 +170,9 @@ def test_descent_converges_to_the_good_minimum_and_matches_it():
     """From a small perturbation of M, CL descent converges to the good minimum, labelled and matched."""
     setting = _setting("spectral", p=3, d=3, m=3)
     loss = critpoints.population_loss(setting)
-    table = critpoints.enumerate_critical_points(setting, n_restarts=12, seed=0, executor=InProcessExecutor(), progress=False)
+    table = critpoints.enumerate_critical_points(
+        setting, n_restarts=12, seed=0, executor=InProcessExecutor(), progress=False
+    )
     start = loss.pack(W=np.eye(3) + 0.05 * np.random.default_rng(0).standard_normal((3, 3)))
     result = run_dynamics(setting, n_starts=1, init=start, lr=0.05, max_steps=4000, critical_points=table)
     run = result.trajectories[0]
@@ -166,7 +186,7 @@ def test_descent_converges_to_the_good_minimum_and_matches_it():
 
 def test_warm_starts_cl_recovers_ncl_stays_where_it_starts():
     """CL descends from M + noise to M; for NCL the warm start already lies in the set of global
-    minima of SPEC claim 2 (loss 2 - 2(1-q)^2), so descent does not move and keeps its alignment."""
+    minima of derivations/CLAIMS.md, claim 2 (loss 2 - 2(1-q)^2), so descent does not move and keeps its alignment."""
     cl = run_dynamics(_setting("spectral"), n_starts=6, seed=1, init=("warm_start", 4.0), lr=0.05, max_steps=3000)
     assert all(t.label == "good" and t.alignment.min() > 0.999 for t in cl)
     ncl = run_dynamics(_setting("ncl_cosine"), n_starts=6, seed=1, init=("warm_start", 4.0), lr=0.05, max_steps=3000)
@@ -221,7 +241,9 @@ def test_bad_arguments_raise():
 
 
 def test_closed_form_setting_runs_through_the_loss_object_and_a_sample_measure():
-    setting = critpoints.Setting(p=3, d=3, m=3, loss="spectral", encoder="linear", augmentation=("independent_mask", 0.3))
+    setting = critpoints.Setting(
+        p=3, d=3, m=3, loss="spectral", encoder="linear", augmentation=("independent_mask", 0.3)
+    )
     result = run_dynamics(setting, n_starts=3, seed=0, lr=0.05, max_steps=500, tol=1e-8)
     assert "closed form" in result.metadata["evaluator"]
     sample = critpoints.sample_view_measure(setting, 200, 0)

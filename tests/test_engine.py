@@ -9,39 +9,56 @@ import multiprocessing
 import numpy as np
 import pytest
 
-import critpoints
-from critpoints import Setting, enumerate_critical_points, load_result, population_loss, view_moments
+from critpoints import Setting, enumerate_critical_points, load_result, view_moments
 from critpoints.solver.restarts import InProcessExecutor
 
 IN_PROCESS = InProcessExecutor()
 
 
 def claim3_setting(d: int, beta: float = 0.3, q: float = 0.5) -> Setting:
-    return Setting(p=d, d=d, m=d, loss="spectral", encoder="symrelu", bias=-beta,
-                   constraint="unit_rows", augmentation=("independent_mask", q))
+    return Setting(
+        p=d,
+        d=d,
+        m=d,
+        loss="spectral",
+        encoder="symrelu",
+        bias=-beta,
+        constraint="unit_rows",
+        augmentation=("independent_mask", q),
+    )
 
 
 def claim3_minimum(d: int, beta: float, q: float) -> float:
-    """(1-q)^2 (-2 (1-beta)^2 + (1-beta)^4 / d), SPEC claim 3 (derivations/CLAIMS.md)."""
+    """(1-q)^2 (-2 (1-beta)^2 + (1-beta)^4 / d), derivations/CLAIMS.md, claim 3."""
     return (1 - q) ** 2 * (-2 * (1 - beta) ** 2 + (1 - beta) ** 4 / d)
 
 
 @pytest.mark.parametrize("d, restarts", [(3, 60), (4, 120)])
 def test_claim3_global_minimum_found_good_and_equal_to_closed_form(d, restarts):
-    result = enumerate_critical_points(claim3_setting(d), n_restarts=restarts, seed=1, executor=IN_PROCESS, progress=False)
+    result = enumerate_critical_points(
+        claim3_setting(d), n_restarts=restarts, seed=1, executor=IN_PROCESS, progress=False
+    )
     lowest = result[0]
     assert lowest.loss == pytest.approx(claim3_minimum(d, 0.3, 0.5), abs=1e-10)
     assert lowest.kind == "minimum" and lowest.label == "good" and lowest.recovered == d
     assert all(point.label == "good" for point in result if abs(point.loss - lowest.loss) < 1e-9)
     assert all(point.grad_norm <= 1e-10 * max(1.0, abs(point.loss)) * 10 for point in result)
-    # the bad local minima with duplicated neurons SPEC mentions are reported, not hidden
+    # the bad local minima with duplicated neurons derivations/CLAIMS.md mentions are reported, not hidden
     bad_minima = [p for p in result if p.kind == "minimum" and p.label == "bad"]
     assert bad_minima and all(p.duplicated > 0 for p in bad_minima)
 
 
 def ncl_squared_setting(q: float) -> Setting:
-    return Setting(p=3, d=2, m=2, loss="ncl_squared", dictionary=("random", 3), noise=0.2,
-                   latent=("bernoulli", 0.5), augmentation=("independent_mask", q))
+    return Setting(
+        p=3,
+        d=2,
+        m=2,
+        loss="ncl_squared",
+        dictionary=("random", 3),
+        noise=0.2,
+        latent=("bernoulli", 0.5),
+        augmentation=("independent_mask", q),
+    )
 
 
 def test_linear_ncl_squared_with_masks_has_only_the_collapsed_point():
@@ -72,8 +89,9 @@ def test_linear_ncl_squared_without_masks_is_the_flat_set_w_equals_w_t():
 
 
 def small_setting() -> Setting:
-    return Setting(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias="trainable",
-                   augmentation=("independent_mask", 0.5))
+    return Setting(
+        p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias="trainable", augmentation=("independent_mask", 0.5)
+    )
 
 
 def test_same_seed_same_table_and_seed_matters():

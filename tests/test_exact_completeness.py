@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import load_derivation
 
 import critpoints
 from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
 from critpoints.solver.restarts import InProcessExecutor
-
-from conftest import load_derivation
 
 exact = load_derivation("exact_critical_points")
 IN_PROCESS = InProcessExecutor()
@@ -32,7 +31,9 @@ def case(request):
     landscape = exact.critical_orbits(setting)
     package_setting = Setting(**setting.package_kwargs())
     n_restarts = RESTARTS.get((setting.loss, setting.constraint), 200)
-    result = enumerate_critical_points(package_setting, n_restarts=n_restarts, seed=0, executor=IN_PROCESS, progress=False)
+    result = enumerate_critical_points(
+        package_setting, n_restarts=n_restarts, seed=0, executor=IN_PROCESS, progress=False
+    )
     return setting, landscape, package_setting, result
 
 
@@ -58,8 +59,10 @@ def test_exact_points_are_stationary_for_the_package_loss(case):
 def test_engine_recovers_every_real_orbit_and_nothing_else(case):
     setting, landscape, _, result = case
     found = list(result)
-    print(f"\n{setting.name}: exact real orbits {len(landscape.orbits)} "
-          f"(complex solutions {landscape.n_complex}, real {landscape.n_real}); engine orbits {len(found)}")
+    print(
+        f"\n{setting.name}: exact real orbits {len(landscape.orbits)} "
+        f"(complex solutions {landscape.n_complex}, real {landscape.n_real}); engine orbits {len(found)}"
+    )
     missing = [orbit for orbit in landscape.orbits if not any(exact.matches(setting, orbit, p.params) for p in found)]
     assert not missing, f"{len(missing)} exact orbits not found, losses {[o.loss for o in missing]}"
     for point in found:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import critpoints
-from critpoints.dynamics import experiments
-from critpoints.losses.batched import BatchedLoss
 from critpoints.data.finite_measure import FiniteMeasure
+from critpoints.dynamics import experiments
 from critpoints.landscape.labels import alignment
+from critpoints.losses.batched import BatchedLoss
 
 
 def _ntxent_value(u: np.ndarray, v: np.ndarray, tau: float) -> float:
@@ -58,13 +58,19 @@ def test_sgd_step_is_a_gradient_step_on_the_minibatch_measure(method, loss, onli
     rng = np.random.default_rng(1)
     p, m, batch = 5, 4, 7
     x1, x2 = rng.standard_normal((batch, p)), rng.standard_normal((batch, p))
-    state = {"W": rng.standard_normal((1, m, p)), "W_t": rng.standard_normal((1, m, p)),
-             "b": rng.uniform(-0.3, 0.3, (1, m)), "b_t": rng.uniform(-0.3, 0.3, (1, m)),
-             "P": rng.standard_normal((1, m, m)), "c": np.zeros((1, m))}
+    state = {
+        "W": rng.standard_normal((1, m, p)),
+        "W_t": rng.standard_normal((1, m, p)),
+        "b": rng.uniform(-0.3, 0.3, (1, m)),
+        "b_t": rng.uniform(-0.3, 0.3, (1, m)),
+        "P": rng.standard_normal((1, m, m)),
+        "c": np.zeros((1, m)),
+    }
     before = {name: value.copy() for name, value in state.items()}
     experiments.sgd_step(state, x1[None], x2[None], method, online, 0.1)
-    setting = critpoints.Setting(p=p, d=p, m=m, loss=loss, encoder="symrelu", bias="trainable",
-                                 expectation=("sample_average", 1, 0))
+    setting = critpoints.Setting(
+        p=p, d=p, m=m, loss=loss, encoder="symrelu", bias="trainable", expectation=("sample_average", 1, 0)
+    )
     population = critpoints.population_loss(setting)
     blocks = {name: before[name][0] for name in population.layout.shapes}
     parts = BatchedLoss(population, _minibatch_measure(x1, x2)).evaluate(population.pack(**blocks)[None])
@@ -128,8 +134,9 @@ def test_data_follow_the_data_model():
 
 
 def test_tiny_run_prints_the_metric_table():
-    budget = experiments.Budget(n=64, batch=32, lr=0.05, epochs=2, seeds=2, population_samples=32,
-                                population_lr=0.05, population_steps=4)
+    budget = experiments.Budget(
+        n=64, batch=32, lr=0.05, epochs=2, seeds=2, population_samples=32, population_lr=0.05, population_steps=4
+    )
     select = [c for c in experiments.cells("E2")]
     results = experiments.run_experiment("E2", budget, select=select)
     assert [r.mode for r in results] == ["sgd", "population"]

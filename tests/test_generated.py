@@ -8,12 +8,9 @@ or changing a derivation without regenerating, fails here.
 from __future__ import annotations
 
 import pytest
-
 from conftest import DERIVATIONS, ROOT, load_derivation
 
-GENERATORS = sorted(
-    path.stem for path in DERIVATIONS.glob("*.py") if "\ndef generate(" in path.read_text()
-)
+GENERATORS = sorted(path.stem for path in DERIVATIONS.glob("*.py") if "\ndef generate(" in path.read_text())
 
 
 def test_generators_exist():

@@ -43,9 +43,7 @@ def random_point(manifold: SphereProduct, rng: np.random.Generator) -> np.ndarra
     return manifold.project(rng.standard_normal(manifold.n))
 
 
-def random_unit_tangent(
-    manifold: SphereProduct, theta: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def random_unit_tangent(manifold: SphereProduct, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     v = manifold.tangent_project(theta, rng.standard_normal(manifold.n))
     norm = np.linalg.norm(v)
     return v / norm if norm > 0 else v
@@ -196,9 +194,7 @@ def test_jacobian_of_gradient_field_is_hessian(case):
     _, grad, hess = random_quartic(manifold.n, rng)
     theta = random_point(manifold, rng)
     egrad, ehess = grad(theta), hess(theta)
-    np.testing.assert_array_equal(
-        manifold.riemannian_field(theta, egrad), manifold.riemannian_gradient(theta, egrad)
-    )
+    np.testing.assert_array_equal(manifold.riemannian_field(theta, egrad), manifold.riemannian_gradient(theta, egrad))
     np.testing.assert_allclose(
         manifold.riemannian_jacobian(theta, egrad, ehess),
         manifold.riemannian_hessian(theta, egrad, ehess),
@@ -434,9 +430,7 @@ def test_free_block_of_mixed_product_is_euclidean():
 
 
 def test_from_blocks_rows_and_columns():
-    manifold = SphereProduct.from_blocks(
-        14, [SphereBlock(0, (2, 3), "columns"), (7, (2, 3), "rows")]
-    )
+    manifold = SphereProduct.from_blocks(14, [SphereBlock(0, (2, 3), "columns"), (7, (2, 3), "rows")])
     expected = [[0, 3], [1, 4], [2, 5], [7, 8, 9], [10, 11, 12]]
     assert [group.tolist() for group in manifold.spheres] == expected
     np.testing.assert_array_equal(manifold.free, [6, 13])

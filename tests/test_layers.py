@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from import_graph import ALLOWED, violations
 
 PACKAGE = Path(__file__).resolve().parents[1] / "critpoints"
@@ -26,15 +25,24 @@ def test_every_subpackage_has_a_layer():
     ("module", "line", "reported"),
     [
         # the solver must not know the losses, even inside a function
-        ("solver/newton.py", "def _probe():\n    from critpoints.losses.population_loss import population_loss\n",
-         "solver imports critpoints.losses.population_loss (layer 'losses')"),
+        (
+            "solver/newton.py",
+            "def _probe():\n    from critpoints.losses.population_loss import population_loss\n",
+            "solver imports critpoints.losses.population_loss (layer 'losses')",
+        ),
         # the losses must not know the landscape above them
-        ("losses/symmetries.py", "from critpoints.landscape import orbits\n",
-         "losses imports critpoints.landscape.orbits (layer 'landscape')"),
+        (
+            "losses/symmetries.py",
+            "from critpoints.landscape import orbits\n",
+            "losses imports critpoints.landscape.orbits (layer 'landscape')",
+        ),
         # the facade is the top: no layer imports it, relative imports included
         ("model/setting.py", "from .. import Setting\n", "model imports critpoints (the public facade)"),
-        ("data/moments.py", "if False:\n    import critpoints.dynamics.descent\n",
-         "data imports critpoints.dynamics.descent (layer 'dynamics')"),
+        (
+            "data/moments.py",
+            "if False:\n    import critpoints.dynamics.descent\n",
+            "data imports critpoints.dynamics.descent (layer 'dynamics')",
+        ),
     ],
 )
 def test_an_injected_upward_import_is_reported(tmp_path, module, line, reported):

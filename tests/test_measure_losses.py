@@ -16,11 +16,11 @@ import sys
 
 import numpy as np
 import pytest
+from autograd_reference import Setup, encoder_output, reference_derivatives
+from conftest import ROOT
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from autograd_reference import Setup, encoder_output, reference_derivatives
-from conftest import ROOT
 from critpoints.data.finite_measure import FiniteMeasure
 from critpoints.losses.measure import MeasureEvaluator, internal_index
 from critpoints.losses.parameters import ParameterLayout
@@ -284,7 +284,7 @@ def test_predictor_jacobian_is_not_symmetric_and_gradient_families_are():
 
 
 def test_one_hot_masked_cosine_minimum_matches_the_closed_form():
-    """SPEC 7.2: M = I, one-hot codes, symrelu with a fixed negative bias, W = I attains
+    """derivations/CLAIMS.md, claim 2: M = I, one-hot codes, symrelu with a fixed negative bias, W = I attains
     2 - 2(1-q)^2 for ncl_cosine (a view is either the atom or zero), and is stationary."""
     d, drop = 3, 0.3
     keep = 1 - drop
@@ -405,7 +405,10 @@ def test_generation_does_not_depend_on_the_hash_seed(derivation):
     )
     for seed in ("0", "12345"):
         result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
             env={"PYTHONHASHSEED": seed, "PATH": ""},
         )
         assert result.stdout == repr(sorted(here.items()))

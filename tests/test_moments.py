@@ -1,4 +1,4 @@
-"""Moment identities of SPEC sections 1-2: closed forms vs the sympy derivation, vs
+"""Moment identities of derivations/MODEL.md §1–2: closed forms vs the sympy derivation, vs
 Monte Carlo (tolerance from the sample size and variance), vs exact enumeration."""
 
 from __future__ import annotations
@@ -17,15 +17,20 @@ AUGMENTATIONS = [("independent_mask", 0.0), ("independent_mask", 0.3), "compleme
 
 
 def make(latent, augmentation, *, p=4, d=4, dictionary="identity", noise=0.0) -> Setting:
-    return Setting(p=p, d=d, m=2, loss="spectral", latent=latent, augmentation=augmentation,
-                   dictionary=dictionary, noise=noise)
+    return Setting(
+        p=p, d=d, m=2, loss="spectral", latent=latent, augmentation=augmentation, dictionary=dictionary, noise=noise
+    )
 
 
 # -- against the sympy derivation ------------------------------------------------------
 
 
-LATENT_SIZES = [(latent, d) for latent in LATENTS[:1] + LATENTS[2:] for d in (1, 2, 5)
-                if not (isinstance(latent, tuple) and latent[0] == "fixed_count" and latent[1] > d)]
+LATENT_SIZES = [
+    (latent, d)
+    for latent in LATENTS[:1] + LATENTS[2:]
+    for d in (1, 2, 5)
+    if not (isinstance(latent, tuple) and latent[0] == "fixed_count" and latent[1] > d)
+]
 
 
 @pytest.mark.parametrize("latent, d", LATENT_SIZES)
@@ -34,8 +39,12 @@ def test_latent_moment_matches_derivation(derivation, latent, d):
     name = latent if isinstance(latent, str) else latent[0]
     obj = critpoints.model.latent.parse_latent(latent)
     diagonal, off_diagonal = moments.latent_moment_formulas()[name]
-    subs = {moments.d: d, moments.k: getattr(obj, "k", 0), moments.k_neg: getattr(obj, "k_neg", 0),
-            moments.prob: sp.Rational(2, 5)}
+    subs = {
+        moments.d: d,
+        moments.k: getattr(obj, "k", 0),
+        moments.k_neg: getattr(obj, "k_neg", 0),
+        moments.prob: sp.Rational(2, 5),
+    }
     expected = np.full((d, d), float(off_diagonal.subs(subs)) if d > 1 else 0.0)
     np.fill_diagonal(expected, float(diagonal.subs(subs)))
     np.testing.assert_allclose(obj.second_moment(d), expected, rtol=0, atol=1e-15)
@@ -85,15 +94,16 @@ def assert_mean_matches(products: np.ndarray, expected: np.ndarray) -> None:
     assert np.all(excess <= 0), f"max excess {excess.max():.3g}\nmean\n{mean}\nexpected\n{expected}"
 
 
-CASES = [
-    dict(latent=latent, augmentation=augmentation)
-    for latent in LATENTS
-    for augmentation in AUGMENTATIONS
-] + [
-    dict(latent=("fixed_count", 2, 1), augmentation=("independent_mask", 0.5), p=6, d=3,
-         dictionary=("random", 7), noise=0.3),
-    dict(latent=("bernoulli", 0.3), augmentation="complementary_mask", p=5, d=4,
-         dictionary=("random", 3), noise=0.2),
+CASES = [dict(latent=latent, augmentation=augmentation) for latent in LATENTS for augmentation in AUGMENTATIONS] + [
+    dict(
+        latent=("fixed_count", 2, 1),
+        augmentation=("independent_mask", 0.5),
+        p=6,
+        d=3,
+        dictionary=("random", 7),
+        noise=0.3,
+    ),
+    dict(latent=("bernoulli", 0.3), augmentation="complementary_mask", p=5, d=4, dictionary=("random", 3), noise=0.2),
 ]
 
 

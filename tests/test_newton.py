@@ -17,22 +17,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import critpoints
-from critpoints.solver import restarts
-from critpoints.landscape.system import LossSystem
-from critpoints.landscape.initialization import initial_points
-from critpoints.solver.newton import (
-    NewtonOptions,
-    NewtonResult,
-    Status,
-    StationarySystem,
-    _direct_solution,
-    _lift_null_directions,
-    deflation_log_factor,
-    newton_stationary,
-)
-from critpoints.solver.restarts import distinct_solutions, solve_from_starts
 from toy_systems import (
     CauchyLoss1D,
     CountingSystem,
@@ -48,6 +32,22 @@ from toy_systems import (
     make_logged_quartic,
     make_quartic,
 )
+
+import critpoints
+from critpoints.landscape.initialization import initial_points
+from critpoints.landscape.system import LossSystem
+from critpoints.solver import restarts
+from critpoints.solver.newton import (
+    NewtonOptions,
+    NewtonResult,
+    StationarySystem,
+    Status,
+    _direct_solution,
+    _lift_null_directions,
+    deflation_log_factor,
+    newton_stationary,
+)
+from critpoints.solver.restarts import distinct_solutions, solve_from_starts
 
 TILTS = (0.3, -0.2, 0.1)
 MATCH = 1e-8  # distance below which a found point is a known one
@@ -85,9 +85,7 @@ def test_quartic_every_critical_point_found_with_its_index():
     system = make_quartic(TILTS)
     points, indices = system.critical_points()
     assert len(points) == 27 and set(indices.tolist()) == {0, 1, 2, 3}
-    np.testing.assert_allclose(
-        [np.linalg.norm(system.residual(p)) for p in points], 0.0, atol=1e-13
-    )
+    np.testing.assert_allclose([np.linalg.norm(system.residual(p)) for p in points], 0.0, atol=1e-13)
     found = set()
     for start in quartic_starts(300, seed=0):
         result = newton_stationary(system, start)
@@ -212,8 +210,16 @@ def test_null_directions_of_the_wrong_shape_are_refused():
 def test_stepping_orthogonally_to_symmetry_orbits_converges_more_often_in_fewer_steps():
     """Linear spectral loss (O(m)-invariant): the quotient Newton runs converge from every start,
     in fewer iterations than the runs that also invert the orbit directions."""
-    setting = critpoints.Setting(p=6, d=6, m=6, loss="spectral", dictionary=("random", 0), noise=0.1,
-                                 latent=("fixed_count", 2, 1), augmentation=("independent_mask", 0.5))
+    setting = critpoints.Setting(
+        p=6,
+        d=6,
+        m=6,
+        loss="spectral",
+        dictionary=("random", 0),
+        noise=0.1,
+        latent=("fixed_count", 2, 1),
+        augmentation=("independent_mask", 0.5),
+    )
     system = LossSystem(critpoints.population_loss(setting))
     starts = initial_points(system.loss, 40, np.random.default_rng(0), "gaussian")
     quotient = [newton_stationary(system, start) for start in starts]
@@ -292,13 +298,13 @@ def test_max_iterations():
 
 def test_creeping_run_is_stalled():
     # Newton on x^4 divides the residual 4 x^3 by (3/2)^3 = 3.375 per step.
-    assert newton_stationary(Quartic1D(), np.array([1.0]), NewtonOptions(
-        stall_window=1, stall_decrease=0.6)).status == Status.CONVERGED
-    creeping = newton_stationary(Quartic1D(), np.array([1.0]), NewtonOptions(
-        stall_window=1, stall_decrease=0.8))
+    assert (
+        newton_stationary(Quartic1D(), np.array([1.0]), NewtonOptions(stall_window=1, stall_decrease=0.6)).status
+        == Status.CONVERGED
+    )
+    creeping = newton_stationary(Quartic1D(), np.array([1.0]), NewtonOptions(stall_window=1, stall_decrease=0.8))
     assert creeping.status == Status.STALLED and creeping.iterations == 1
-    flat = newton_stationary(Quartic1D(), np.array([0.01]), NewtonOptions(
-        stall_window=2, stall_decrease=0.95))
+    flat = newton_stationary(Quartic1D(), np.array([0.01]), NewtonOptions(stall_window=2, stall_decrease=0.95))
     assert flat.status == Status.GRADIENT_FLAT and flat.iterations == 2
 
 
@@ -352,8 +358,11 @@ def test_deflation_log_factor_and_gradient():
     assert log_mu == pytest.approx(np.log(np.prod(distances**-power + shift)), rel=1e-13)
     step = 1e-6
     numeric = [
-        (deflation_log_factor(theta + step * e, known, power, shift)[0]
-         - deflation_log_factor(theta - step * e, known, power, shift)[0]) / (2 * step)
+        (
+            deflation_log_factor(theta + step * e, known, power, shift)[0]
+            - deflation_log_factor(theta - step * e, known, power, shift)[0]
+        )
+        / (2 * step)
         for e in np.eye(3)
     ]
     np.testing.assert_allclose(gradient, numeric, rtol=1e-7)
@@ -413,8 +422,7 @@ class Identity1D:
 
 def test_deflating_the_only_root_pushes_to_the_minimum_of_the_deflated_residual():
     # G(x) = (x^-2 + 1) x = x + 1/x has no zero; |G| is smallest at |x| = 1.
-    one_step = newton_stationary(Identity1D(), np.array([0.1]), NewtonOptions(max_iterations=1),
-                                 deflation=[[0.0]])
+    one_step = newton_stationary(Identity1D(), np.array([0.1]), NewtonOptions(max_iterations=1), deflation=[[0.0]])
     g_dot_s = (-2.0 * 0.1 / (0.1**2 * (1.0 + 0.1**2))) * -0.1
     assert one_step.theta[0] == pytest.approx(0.1 - 0.1 / (1.0 - g_dot_s), rel=1e-12)  # alpha = 1
     for start in (0.1, -0.3, 2.0):
@@ -476,7 +484,12 @@ def test_sequential_deflation_needs_fewer_starts():
     options = NewtonOptions(deflation_shift=10.0)
     plain = solve_from_starts(make_quartic, (TILTS,), starts, options=options, progress=False)
     deflated = solve_from_starts(
-        make_quartic, (TILTS,), starts[:60], options=options, progress=False, deflate=True,
+        make_quartic,
+        (TILTS,),
+        starts[:60],
+        options=options,
+        progress=False,
+        deflate=True,
         chunk_size=1,
     )
     plain_count = first_start_completing(plain, points)
@@ -528,9 +541,7 @@ def test_driver_in_process_matches_direct_runs(determinism_case):
     starts, direct = determinism_case
     one_chunk = solve_from_starts(make_quartic, (TILTS,), starts, chunk_size=40, progress=False)
     assert same_bits(one_chunk, direct)
-    generic = solve_from_starts(
-        make_quartic, (TILTS,), starts, executor=Immediate(), chunk_size=6, progress=True
-    )
+    generic = solve_from_starts(make_quartic, (TILTS,), starts, executor=Immediate(), chunk_size=6, progress=True)
     assert same_bits(generic, direct)
 
 
@@ -561,14 +572,22 @@ def test_driver_builds_the_system_once_per_worker(tmp_path):
     args = (TILTS, str(log))
     for chunk_size in (3, 5):
         solve_from_starts(
-            make_logged_quartic, args, starts, executor=Immediate(), chunk_size=chunk_size,
+            make_logged_quartic,
+            args,
+            starts,
+            executor=Immediate(),
+            chunk_size=chunk_size,
             progress=False,
         )
     assert log.read_text().count("built") == 1  # ten then six chunks, one build in this process
     other = tmp_path / "other.log"
     with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
         solve_from_starts(
-            make_logged_quartic, (TILTS, str(other)), starts, executor=pool, chunk_size=2,
+            make_logged_quartic,
+            (TILTS, str(other)),
+            starts,
+            executor=pool,
+            chunk_size=2,
             progress=False,
         )
     assert 1 <= other.read_text().count("built") <= 2  # fifteen chunks on two workers
@@ -589,30 +608,41 @@ def test_dask_client_is_submitted_impure():
             return {}
 
     solve_from_starts(
-        make_quartic, (TILTS,), quartic_starts(4, seed=6), executor=FakeClient(), chunk_size=2,
+        make_quartic,
+        (TILTS,),
+        quartic_starts(4, seed=6),
+        executor=FakeClient(),
+        chunk_size=2,
         progress=False,
     )
     assert calls == [{"pure": False}, {"pure": False}]
 
 
 def test_dask_distributed_gives_identical_bits(determinism_case):
-    distributed = pytest.importorskip(
-        "distributed", reason="dask.distributed is not installed (optional extra 'dask')"
-    )
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (optional extra 'dask')")
     starts, direct = determinism_case
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
-        results = solve_from_starts(
-            make_quartic, (TILTS,), starts, executor=client, chunk_size=9, progress=False
-        )
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        results = solve_from_starts(make_quartic, (TILTS,), starts, executor=client, chunk_size=9, progress=False)
         deflated = solve_from_starts(
-            make_quartic, (TILTS,), starts[:8], executor=client, chunk_size=4, deflate=True,
+            make_quartic,
+            (TILTS,),
+            starts[:8],
+            executor=client,
+            chunk_size=4,
+            deflate=True,
             progress=False,
         )
     assert same_bits(results, direct)
     in_process = solve_from_starts(
-        make_quartic, (TILTS,), starts[:8], executor=Immediate(), chunk_size=4, deflate=True,
+        make_quartic,
+        (TILTS,),
+        starts[:8],
+        executor=Immediate(),
+        chunk_size=4,
+        deflate=True,
         progress=False,
     )
     assert same_bits(deflated, in_process)

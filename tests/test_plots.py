@@ -15,10 +15,19 @@ from critpoints.solver.restarts import InProcessExecutor
 @pytest.fixture(scope="module")
 def small():
     setting = critpoints.Setting(
-        p=3, d=3, m=3, loss="spectral", latent="one_hot", augmentation=("independent_mask", 0.5),
-        encoder="symrelu", bias=-0.3, constraint="unit_rows",
+        p=3,
+        d=3,
+        m=3,
+        loss="spectral",
+        latent="one_hot",
+        augmentation=("independent_mask", 0.5),
+        encoder="symrelu",
+        bias=-0.3,
+        constraint="unit_rows",
     )
-    table = critpoints.enumerate_critical_points(setting, n_restarts=10, seed=0, executor=InProcessExecutor(), progress=False)
+    table = critpoints.enumerate_critical_points(
+        setting, n_restarts=10, seed=0, executor=InProcessExecutor(), progress=False
+    )
     runs = run_dynamics(setting, n_starts=8, seed=0, lr=0.05, max_steps=2000)
     return setting, table, runs
 

@@ -16,12 +16,19 @@ import itertools
 
 import numpy as np
 import pytest
+from autograd_reference import Setup, reference_derivatives
+from conftest import LOSS_FAMILIES
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import LOSS_FAMILIES
-from autograd_reference import Setup, reference_derivatives
-from critpoints import Setting, enumerate_critical_points, exact_view_measure, population_loss, sample_views, view_moments
+from critpoints import (
+    Setting,
+    enumerate_critical_points,
+    exact_view_measure,
+    population_loss,
+    sample_views,
+    view_moments,
+)
 from critpoints.landscape.labels import symrelu
 from critpoints.solver.restarts import InProcessExecutor
 
@@ -42,16 +49,35 @@ def cases():
 
 
 def make_setting(loss, options, encoder, bias, constraint, mode, d, m) -> Setting:
-    return Setting(p=d, d=d, m=m, loss=loss, encoder=encoder, bias=bias, constraint=constraint,
-                   expectation=mode, augmentation=("independent_mask", 0.4), latent="one_hot", **options)
+    return Setting(
+        p=d,
+        d=d,
+        m=m,
+        loss=loss,
+        encoder=encoder,
+        bias=bias,
+        constraint=constraint,
+        expectation=mode,
+        augmentation=("independent_mask", 0.4),
+        latent="one_hot",
+        **options,
+    )
 
 
 def reference_setup(setting: Setting) -> Setup:
     loss = setting.loss
     fixed = None if setting.trainable_bias or setting.bias is None else (setting.bias, setting.bias)
-    return Setup(loss.name, setting.encoder, setting.m, setting.p, trainable_bias=setting.trainable_bias,
-                 fixed_bias=fixed, tied=bool(loss.tied), temperature=loss.temperature or 1.0,
-                 normalize=True if loss.normalize is None else loss.normalize)
+    return Setup(
+        loss.name,
+        setting.encoder,
+        setting.m,
+        setting.p,
+        trainable_bias=setting.trainable_bias,
+        fixed_bias=fixed,
+        tied=bool(loss.tied),
+        temperature=loss.temperature or 1.0,
+        normalize=True if loss.normalize is None else loss.normalize,
+    )
 
 
 def kink_margin(setting: Setting, params: dict, points: np.ndarray) -> float:
@@ -77,7 +103,9 @@ def random_point(loss, rng) -> np.ndarray:
 
 
 @pytest.mark.parametrize("loss_name, options, encoder, bias, constraint, mode", list(cases()))
-@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(d=st.integers(1, 3), m=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
 def test_matches_autograd_and_finite_differences(loss_name, options, encoder, bias, constraint, mode, d, m, seed):
     setting = make_setting(loss_name, options, encoder, bias, constraint, mode, d, m)
@@ -122,15 +150,24 @@ def check_riemannian(loss, theta: np.ndarray, rng: np.random.Generator) -> None:
         assert derivative(loss.value) == pytest.approx(residual(theta) @ direction, abs=1e-5 * scale)
     covariant = loss.manifold.tangent_project(theta, derivative(residual))
     np.testing.assert_allclose(covariant, operator @ direction, atol=1e-5 * scale)
-    np.testing.assert_allclose(loss.manifold.tangent_project(theta, residual(theta)), residual(theta), atol=1e-12 * scale)
+    np.testing.assert_allclose(
+        loss.manifold.tangent_project(theta, residual(theta)), residual(theta), atol=1e-12 * scale
+    )
 
 
 @pytest.mark.parametrize("loss_name", ["spectral", "ncl_squared"])
 @pytest.mark.parametrize("constraint", CONSTRAINTS)
 def test_closed_form_equals_exact_enumeration(loss_name, constraint):
     rng = np.random.default_rng(1)
-    kwargs = dict(p=3, d=3, m=2, loss=loss_name, constraint=constraint, latent=("fixed_count", 2, 1),
-                  augmentation=("independent_mask", 0.3))
+    kwargs = dict(
+        p=3,
+        d=3,
+        m=2,
+        loss=loss_name,
+        constraint=constraint,
+        latent=("fixed_count", 2, 1),
+        augmentation=("independent_mask", 0.3),
+    )
     closed = population_loss(Setting(**kwargs, expectation="closed_form"))
     enumerated = population_loss(Setting(**kwargs, expectation="exact_enumeration"))
     for _ in range(3):
@@ -191,8 +228,18 @@ def brute_force_value(setting: Setting, params: dict) -> float:
 @pytest.mark.parametrize("loss_name, options", LOSSES[:6])
 @pytest.mark.parametrize("bias", [-0.3, "trainable"])
 def test_exact_enumeration_equals_brute_force(loss_name, options, bias):
-    setting = Setting(p=2, d=2, m=2, loss=loss_name, encoder="symrelu", bias=bias, latent="one_hot",
-                      augmentation=("independent_mask", 0.3), expectation="exact_enumeration", **options)
+    setting = Setting(
+        p=2,
+        d=2,
+        m=2,
+        loss=loss_name,
+        encoder="symrelu",
+        bias=bias,
+        latent="one_hot",
+        augmentation=("independent_mask", 0.3),
+        expectation="exact_enumeration",
+        **options,
+    )
     loss = population_loss(setting)
     rng = np.random.default_rng(7)
     for _ in range(3):
@@ -205,8 +252,16 @@ def test_sample_average_converges_to_closed_form(loss_name):
     """|L_n - L| shrinks like sd / sqrt(n): checked against 5 standard errors of the
     first-order (influence-function) term plus the O(1/n) second-order term of the
     all-pairs repulsion average."""
-    kwargs = dict(p=4, d=3, m=3, loss=loss_name, dictionary=("random", 2), noise=0.3,
-                  latent=("fixed_count", 2, 1), augmentation=("independent_mask", 0.25))
+    kwargs = dict(
+        p=4,
+        d=3,
+        m=3,
+        loss=loss_name,
+        dictionary=("random", 2),
+        noise=0.3,
+        latent=("fixed_count", 2, 1),
+        augmentation=("independent_mask", 0.25),
+    )
     exact_setting = Setting(**kwargs)
     exact = population_loss(exact_setting)
     theta = np.random.default_rng(3).normal(size=exact.n_params)
@@ -223,8 +278,11 @@ def test_sample_average_converges_to_closed_form(loss_name):
             influence = np.sum((u - v) ** 2, axis=1)
             second_order = 0.0
         else:
-            influence = (-2 * np.sum(u * v, axis=1) + np.einsum("ni,ij,nj->n", u, negative_second, u)
-                         + np.einsum("ni,ij,nj->n", w, anchor_second, w))
+            influence = (
+                -2 * np.sum(u * v, axis=1)
+                + np.einsum("ni,ij,nj->n", u, negative_second, u)
+                + np.einsum("ni,ij,nj->n", w, anchor_second, w)
+            )
             second_order = 10 * np.abs(anchor_second).max() * np.abs(negative_second).max() / n
         error = abs(sampled.value(theta) - exact.value(theta))
         assert error <= 5 * influence.std(ddof=1) / np.sqrt(n) + second_order
@@ -283,9 +341,14 @@ def test_loss_is_invariant_under_declared_symmetries(kwargs):
 
 def test_declared_symmetries_are_not_too_many():
     """A fixed non-zero bias breaks rescaling; unit rows break O(m); a random M has no input symmetry."""
-    assert population_loss(Setting(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias=-0.2)).symmetries.scalings == ()
+    assert (
+        population_loss(Setting(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias=-0.2)).symmetries.scalings
+        == ()
+    )
     assert not population_loss(Setting(p=3, d=3, m=2, loss="spectral", constraint="unit_rows")).symmetries.rotations
-    assert not population_loss(Setting(p=3, d=3, m=2, loss="spectral", dictionary=("random", 0))).symmetries.input_permutations
+    assert not population_loss(
+        Setting(p=3, d=3, m=2, loss="spectral", dictionary=("random", 0))
+    ).symmetries.input_permutations
     # and a non-symmetry really changes the loss: flipping one branch of an untied cosine loss
     loss = population_loss(Setting(p=3, d=3, m=2, loss="ncl_cosine", encoder="symrelu", bias="trainable"))
     rng = np.random.default_rng(0)
@@ -295,11 +358,15 @@ def test_declared_symmetries_are_not_too_many():
     assert abs(loss.value(flipped) - loss.value(theta)) > 1e-3
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(loss="spectral", encoder="linear", dictionary=("random", 5), noise=0.1, p=4),
-    dict(loss="infonce", encoder="linear"),
-    dict(loss="ncl_cosine", encoder="symrelu", bias="trainable"),
-], ids=["spectral-O(m)", "infonce-O(m)+scale", "ncl_cosine-scales"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(loss="spectral", encoder="linear", dictionary=("random", 5), noise=0.1, p=4),
+        dict(loss="infonce", encoder="linear"),
+        dict(loss="ncl_cosine", encoder="symrelu", bias="trainable"),
+    ],
+    ids=["spectral-O(m)", "infonce-O(m)+scale", "ncl_cosine-scales"],
+)
 def test_generators_span_null_directions_at_stationary_points(kwargs):
     setting = Setting(**{"p": 3, "d": 3, "m": 3, **kwargs})
     loss = population_loss(setting)

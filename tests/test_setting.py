@@ -18,15 +18,33 @@ def build(**changes) -> Setting:
 
 
 def test_issue_example_and_objects():
-    setting = Setting(p=4, d=4, m=4, dictionary="identity", latent="one_hot",
-                      augmentation=("independent_mask", 0.5), encoder="symrelu", bias=-0.3,
-                      constraint="unit_rows", loss="spectral")
+    setting = Setting(
+        p=4,
+        d=4,
+        m=4,
+        dictionary="identity",
+        latent="one_hot",
+        augmentation=("independent_mask", 0.5),
+        encoder="symrelu",
+        bias=-0.3,
+        constraint="unit_rows",
+        loss="spectral",
+    )
     np.testing.assert_array_equal(setting.bias, np.full(4, -0.3))
     assert setting.expectation.name == "exact_enumeration"
     np.testing.assert_array_equal(setting.dictionary_matrix(), np.eye(4))
-    same = Setting(p=4, d=4, m=4, dictionary=critpoints.IdentityDictionary(), latent=critpoints.OneHot(),
-                   augmentation=critpoints.IndependentMask(0.5), encoder="symrelu", bias=-0.3,
-                   constraint="unit_rows", loss=critpoints.LossSpec("spectral"))
+    same = Setting(
+        p=4,
+        d=4,
+        m=4,
+        dictionary=critpoints.IdentityDictionary(),
+        latent=critpoints.OneHot(),
+        augmentation=critpoints.IndependentMask(0.5),
+        encoder="symrelu",
+        bias=-0.3,
+        constraint="unit_rows",
+        loss=critpoints.LossSpec("spectral"),
+    )
     assert same.describe() == setting.describe()
 
 
@@ -54,8 +72,9 @@ def test_expectation_modes():
     assert build().expectation.name == "closed_form"
     assert build(expectation="exact_enumeration").expectation.name == "exact_enumeration"
     assert build(encoder="symrelu", loss="ncl_cosine").expectation.name == "exact_enumeration"
-    sampled = build(p=6, dictionary=("random", 1), encoder="symrelu", loss="infonce",
-                    expectation=("sample_average", 100, 3))
+    sampled = build(
+        p=6, dictionary=("random", 1), encoder="symrelu", loss="infonce", expectation=("sample_average", 100, 3)
+    )
     assert sampled.empirical and "empirical" in sampled.describe()
     assert "population" in build().describe()
     assert build(noise=0.1).expectation.name == "closed_form"
@@ -74,15 +93,35 @@ INVALID = [
     (dict(latent=("fixed_count", 5, 1)), ValueError, r"k <= d, got k=5, d=4"),
     (dict(latent=("fixed_count", 2, 3)), ValueError, r"k_neg <= k, got k_neg=3, k=2"),
     (dict(noise=-0.1), ValueError, r"noise must lie in \[0.0, inf\], got noise=-0.1"),
-    (dict(dictionary=np.eye(4)[:, :3]), ValueError, r"dictionary must have shape \(p, d\) = \(4, 4\), got shape \(4, 3\)"),
-    (dict(dictionary=2 * np.eye(4)), ValueError, r"orthonormal columns: max \|M\^T M - I\| = 3 exceeds the tolerance 1e-08"),
+    (
+        dict(dictionary=np.eye(4)[:, :3]),
+        ValueError,
+        r"dictionary must have shape \(p, d\) = \(4, 4\), got shape \(4, 3\)",
+    ),
+    (
+        dict(dictionary=2 * np.eye(4)),
+        ValueError,
+        r"orthonormal columns: max \|M\^T M - I\| = 3 exceeds the tolerance 1e-08",
+    ),
     (dict(p=5, dictionary="identity"), ValueError, r"dictionary='identity' needs p == d, got p=5, d=4"),
     (dict(dictionary="fourier"), ValueError, r"unknown dictionary 'fourier'; known: 'identity', 'random'"),
     (dict(latent="gaussian"), ValueError, r"unknown latent 'gaussian'; known: 'one_hot', 'fixed_count', 'bernoulli'"),
-    (dict(augmentation="crop"), ValueError, r"unknown augmentation 'crop'; known: 'independent_mask', 'complementary_mask'"),
+    (
+        dict(augmentation="crop"),
+        ValueError,
+        r"unknown augmentation 'crop'; known: 'independent_mask', 'complementary_mask'",
+    ),
     (dict(encoder="relu"), ValueError, r"unknown encoder 'relu'; known: 'linear', 'symrelu'"),
-    (dict(constraint="unit_norm"), ValueError, r"unknown constraint 'unit_norm'; known: 'none', 'unit_rows', 'unit_columns'"),
-    (dict(loss="byol"), ValueError, r"unknown loss 'byol'; known: 'spectral', 'infonce', 'ncl_squared', 'ncl_cosine', 'ncl_predictor'"),
+    (
+        dict(constraint="unit_norm"),
+        ValueError,
+        r"unknown constraint 'unit_norm'; known: 'none', 'unit_rows', 'unit_columns'",
+    ),
+    (
+        dict(loss="byol"),
+        ValueError,
+        r"unknown loss 'byol'; known: 'spectral', 'infonce', 'ncl_squared', 'ncl_cosine', 'ncl_predictor'",
+    ),
     (dict(expectation="monte_carlo"), ValueError, r"unknown expectation 'monte_carlo'; known: 'auto', 'closed_form'"),
     (dict(noise=math.nan), ValueError, r"noise must be a finite number.*got noise=nan"),
     (dict(noise=math.inf), ValueError, r"noise must be a finite number.*got noise=inf"),
@@ -93,22 +132,57 @@ INVALID = [
     (dict(encoder="symrelu", bias=[0.0, np.nan, 0.0]), ValueError, r"bias must have finite entries"),
     (dict(loss="infonce", temperature=math.nan), ValueError, r"temperature must be a finite number.*temperature=nan"),
     (dict(loss="infonce", temperature=0.0), ValueError, r"temperature must lie in \(0.0, inf\], got temperature=0.0"),
-    (dict(encoder="symrelu", bias=[0.1, 0.2]), ValueError, r"bias must be a number or an array of m=3 numbers, got shape \(2,\)"),
-    (dict(encoder="symrelu", bias="learned"), ValueError, r"bias must be a number, an array of m=3 numbers or 'trainable', got bias='learned'"),
+    (
+        dict(encoder="symrelu", bias=[0.1, 0.2]),
+        ValueError,
+        r"bias must be a number or an array of m=3 numbers, got shape \(2,\)",
+    ),
+    (
+        dict(encoder="symrelu", bias="learned"),
+        ValueError,
+        r"bias must be a number, an array of m=3 numbers or 'trainable', got bias='learned'",
+    ),
     (dict(bias=0.1), ValueError, r"bias applies only to encoder='symrelu'"),
     (dict(temperature=0.5), ValueError, r"temperature= applies only to loss='infonce', got loss='spectral'"),
     (dict(loss="ncl_cosine", encoder="symrelu", tied="yes"), TypeError, r"tied must be True or False, got 'yes'"),
-    (dict(loss="ncl_predictor", predictor_constraint="unit_columns"), ValueError, r"unknown predictor_constraint 'unit_columns'"),
-    (dict(noise=0.1, expectation="exact_enumeration"), ValueError, r"'exact_enumeration' does not apply: it needs noise=0.*noise=0.1"),
-    (dict(p=6, dictionary=("random", 2), expectation="exact_enumeration"), ValueError, r"'exact_enumeration' does not apply: it needs the identity dictionary"),
-    (dict(encoder="symrelu", expectation="closed_form"), ValueError, r"'closed_form' does not apply: it needs encoder='linear'"),
-    (dict(encoder="symrelu", loss="ncl_cosine", noise=0.1), ValueError, r"expectation='auto' found no exact mode.*noise=0.1.*sample_average"),
-    (dict(expectation=("sample_average", 0, 1)), ValueError, r"sample_average n must be an integer >= 1, got sample_average n=0"),
+    (
+        dict(loss="ncl_predictor", predictor_constraint="unit_columns"),
+        ValueError,
+        r"unknown predictor_constraint 'unit_columns'",
+    ),
+    (
+        dict(noise=0.1, expectation="exact_enumeration"),
+        ValueError,
+        r"'exact_enumeration' does not apply: it needs noise=0.*noise=0.1",
+    ),
+    (
+        dict(p=6, dictionary=("random", 2), expectation="exact_enumeration"),
+        ValueError,
+        r"'exact_enumeration' does not apply: it needs the identity dictionary",
+    ),
+    (
+        dict(encoder="symrelu", expectation="closed_form"),
+        ValueError,
+        r"'closed_form' does not apply: it needs encoder='linear'",
+    ),
+    (
+        dict(encoder="symrelu", loss="ncl_cosine", noise=0.1),
+        ValueError,
+        r"expectation='auto' found no exact mode.*noise=0.1.*sample_average",
+    ),
+    (
+        dict(expectation=("sample_average", 0, 1)),
+        ValueError,
+        r"sample_average n must be an integer >= 1, got sample_average n=0",
+    ),
     (dict(expectation=("sample_average", 10)), ValueError, r"must be \('sample_average', n, seed\)"),
     (dict(expectation="sample_average"), ValueError, r"needs a size and a seed"),
     (dict(dictionary=("random", -1)), ValueError, r"dictionary seed must be an integer >= 0"),
-    (dict(d=10, p=10, latent=("bernoulli", 0.5), encoder="symrelu", loss="infonce"), ValueError,
-     r"the support has 3486784401 \(z, D1, D2\) patterns, more than max_support_size=1000000.*sample_average"),
+    (
+        dict(d=10, p=10, latent=("bernoulli", 0.5), encoder="symrelu", loss="infonce"),
+        ValueError,
+        r"the support has 3486784401 \(z, D1, D2\) patterns, more than max_support_size=1000000.*sample_average",
+    ),
     (dict(latent=42), TypeError, r"latent must be a name"),
     (dict(dictionary=3.0), TypeError, r"dictionary must be 'identity'"),
 ]

@@ -351,7 +351,7 @@ def _exact_product(left: list[list[Fraction]], right: list[list[Fraction]]) -> l
     return [[sum((x * y for x, y in zip(row, column)), Fraction(0)) for column in zip(*right)] for row in left]
 
 
-def _exact_latent_moment(setting: "Setting") -> list[list[Fraction]]:
+def _exact_latent_moment(setting: Setting) -> list[list[Fraction]]:
     """Lambda = E[z z^T] from the generated ``latent_moment_<family>_diagonal / _off_diagonal``."""
     from critpoints.certify._generated import exact_moments as formulas
 
@@ -364,7 +364,7 @@ def _exact_latent_moment(setting: "Setting") -> list[list[Fraction]]:
     return [[diagonal if i == j else off for j in range(d)] for i in range(d)]
 
 
-def _exact_input_moment(setting: "Setting") -> list[list[Fraction]]:
+def _exact_input_moment(setting: Setting) -> list[list[Fraction]]:
     """Sigma = E[x x^T] = M Lambda M^T + sigma^2 I (x = M z + xi), the floats M, sigma as exact rationals."""
     dictionary = [[Fraction(float(x)) for x in row] for row in setting.dictionary_matrix()]
     transpose = [list(column) for column in zip(*dictionary)]
@@ -375,7 +375,7 @@ def _exact_input_moment(setting: "Setting") -> list[list[Fraction]]:
     return sigma
 
 
-def exact_view_moments(setting: "Setting") -> tuple[list[list[Fraction]], list[list[Fraction]], list[list[Fraction]]]:
+def exact_view_moments(setting: Setting) -> tuple[list[list[Fraction]], list[list[Fraction]], list[list[Fraction]]]:
     """The view moments (E[x1 x1^T], E[x1 x2^T], E[x2 x2^T]) of a setting, in exact arithmetic.
 
     Parameters
@@ -409,7 +409,7 @@ def exact_view_moments(setting: "Setting") -> tuple[list[list[Fraction]], list[l
     return same, masked(cross_diagonal, cross_off), [row[:] for row in same]
 
 
-def moment_enclosures(setting: "Setting") -> tuple[Any, Any, Any]:
+def moment_enclosures(setting: Setting) -> tuple[Any, Any, Any]:
     """Balls (arb_mat) containing the exact view moments (C11, C12, C22) of :func:`exact_view_moments`."""
     return tuple(_rational_matrix(moment) for moment in exact_view_moments(setting))
 
@@ -432,7 +432,7 @@ class ExactViewLaw(NamedTuple):
     singles: list
 
 
-def exact_view_law(setting: "Setting") -> ExactViewLaw:
+def exact_view_law(setting: Setting) -> ExactViewLaw:
     """The exact joint law of (x1, x2) and the law of one view, with rational probabilities.
 
     The enumeration of :func:`critpoints.data.view_laws.exact_view_measure`
@@ -492,7 +492,7 @@ class _ClosedFormModel:
     :func:`moment_enclosures`, with Cneg = C22 (a negative is distributed as a view).
     """
 
-    def __init__(self, loss: "PopulationLoss") -> None:
+    def __init__(self, loss: PopulationLoss) -> None:
         kernels = _interval_kernels()
         family = loss.setting.loss.name
         self.layout = loss.layout
@@ -553,7 +553,7 @@ class _MeasureModel:
     key, then grad = sum U^T g, Hess = sum U^T H_self U + sum (U_r^T H_rc U_c + transpose).
     """
 
-    def __init__(self, loss: "PopulationLoss", theta0: np.ndarray) -> None:
+    def __init__(self, loss: PopulationLoss, theta0: np.ndarray) -> None:
         setting = loss.setting
         self.kernels = _interval_kernels()
         self.m, self.p, self.layout = setting.m, setting.p, loss.layout
@@ -706,7 +706,7 @@ class _MeasureModel:
         return [gradient[i, 0] for i in range(self.n)], hessian
 
 
-def _derivative_model(loss: "PopulationLoss", theta0: np.ndarray) -> Any:
+def _derivative_model(loss: PopulationLoss, theta0: np.ndarray) -> Any:
     """The arb model of the setting's loss, or a string saying why there is none."""
     if loss.is_field:
         return "ncl_predictor is a stop-gradient field, not a gradient (no interval model)"
@@ -717,7 +717,7 @@ def _derivative_model(loss: "PopulationLoss", theta0: np.ndarray) -> Any:
     return _MeasureModel(loss, theta0)
 
 
-def enclose_derivatives(loss: "PopulationLoss", theta: np.ndarray) -> tuple[Any, Any]:
+def enclose_derivatives(loss: PopulationLoss, theta: np.ndarray) -> tuple[Any, Any]:
     """Balls containing the Euclidean gradient and Hessian of the loss at ``theta``.
 
     Parameters
@@ -775,7 +775,7 @@ def _slice(loss: Any, theta0: np.ndarray, rank_tol: float = 1e-8) -> tuple[np.nd
 
 
 def certify_point(
-    loss: "PopulationLoss",
+    loss: PopulationLoss,
     theta: np.ndarray,
     *,
     max_radius: float = 1e-6,
@@ -823,7 +823,7 @@ def certify_point(
 
 
 def _certify(
-    loss: "PopulationLoss", model: Any, theta0: np.ndarray, max_radius: float, degeneracy_tolerance: float
+    loss: PopulationLoss, model: Any, theta0: np.ndarray, max_radius: float, degeneracy_tolerance: float
 ) -> Certificate:
     """:func:`certify_point` with the interval model of the loss (may raise ZeroDivisionError)."""
     flint = require_flint()

@@ -1,7 +1,7 @@
 """Finite measures over augmented views: the common input of the enumeration and
 sample-average evaluators.
 
-A population loss of SPEC section 4 needs three distributions:
+A population loss of derivations/MODEL.md §4 needs three distributions:
 
 * the joint law of the two views ``(x1, x2)`` of one input (the *pairs*),
 * the law of the anchor view ``x1`` alone (the outer expectation of InfoNCE and the

@@ -1,4 +1,4 @@
-"""Exact second moments of the latent, the input and the two views (SPEC sections 1-2).
+"""Exact second moments of the latent, the input and the two views (derivations/MODEL.md §1–2).
 
 Lambda = E[z z^T] comes from the latent family, Sigma = E[x x^T] = M Lambda M^T + sigma^2 I,
 and the view moments from the augmentation's action on Sigma. Every identity used here is
@@ -36,7 +36,7 @@ class ViewMoments(NamedTuple):
     x2x2: np.ndarray
 
 
-def view_moments(setting: "Setting") -> ViewMoments:
+def view_moments(setting: Setting) -> ViewMoments:
     """Exact second moments (Lambda, Sigma, E[x1 x1^T], E[x1 x2^T], E[x2 x2^T]) of a setting."""
     dictionary = setting.dictionary_matrix()
     latent_moment = setting.latent.second_moment(setting.d)

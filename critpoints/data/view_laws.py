@@ -39,7 +39,7 @@ class ViewPatterns(NamedTuple):
     single_weights: np.ndarray
 
 
-def view_patterns(setting: "Setting", exact: bool = False) -> Iterator[ViewPatterns]:
+def view_patterns(setting: Setting, exact: bool = False) -> Iterator[ViewPatterns]:
     """For every code z of the latent support, the views D z of every mask pattern.
 
     Requires M = I and sigma = 0 (then x = z). Equal views of different codes are not
@@ -70,7 +70,7 @@ def view_patterns(setting: "Setting", exact: bool = False) -> Iterator[ViewPatte
         yield ViewPatterns(pairs + 0.0, code_weight * mask_weight, singles + 0.0, code_weight * single_weight)
 
 
-def exact_view_measure(setting: "Setting") -> FiniteMeasure:
+def exact_view_measure(setting: Setting) -> FiniteMeasure:
     """The exact joint law of (x1, x2), and the law of one view, as a finite measure.
 
     Requires M = I and sigma = 0 (a ValueError otherwise). The anchors and the negatives
@@ -110,7 +110,7 @@ class ViewSample(NamedTuple):
     negative: np.ndarray
 
 
-def _draw_inputs(setting: "Setting", rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _draw_inputs(setting: Setting, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """n codes z and inputs x = M z + xi."""
     z = setting.latent.sample(rng, n, setting.d)
     x = z @ setting.dictionary_matrix().T
@@ -119,7 +119,7 @@ def _draw_inputs(setting: "Setting", rng: np.random.Generator, n: int) -> tuple[
     return z, x
 
 
-def sample_views(setting: "Setting", n: int, seed: int | np.random.Generator) -> ViewSample:
+def sample_views(setting: Setting, n: int, seed: int | np.random.Generator) -> ViewSample:
     """Draw n tuples (z, x, x1, x2, x') from the setting's data model and augmentation."""
     rng = np.random.default_rng(seed)
     z, x = _draw_inputs(setting, rng, n)
@@ -129,7 +129,7 @@ def sample_views(setting: "Setting", n: int, seed: int | np.random.Generator) ->
     return ViewSample(z=z, x=x, x1=first * x, x2=second * x, negative=negative_mask * other)
 
 
-def sample_view_measure(setting: "Setting", n: int, seed: int) -> FiniteMeasure:
+def sample_view_measure(setting: Setting, n: int, seed: int) -> FiniteMeasure:
     """The empirical measure of a fixed draw of n tuples (z, D1, D2, x'), weights 1/n.
 
     Anchors are the drawn first views, negatives the drawn x'; the repulsion terms then

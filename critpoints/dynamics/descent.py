@@ -1,6 +1,6 @@
 """Training dynamics: gradient descent on a setting's loss from many starts at once.
 
-SPEC claim 4 asks where training ends: gradient descent on the population loss from random
+derivations/CLAIMS.md, claim 4 asks where training ends: gradient descent on the population loss from random
 starts (and from warm starts near the dictionary), each run labelled collapsed / good / bad
 from the ground truth and, when an enumeration of the stationary points is at hand, matched
 to the one it converged to. This module runs those descents, vectorised over starts
@@ -34,7 +34,7 @@ Schedules
 * ``"alternating"`` (two-encoder losses): the paper's schedule. Steps alternate between the
   online branch, theta_o <- theta_o - eta dL/dtheta_o with the target frozen (the stop
   gradient), and the target branch, theta_t <- theta_t - eta dL/dtheta_t. For ``ncl_cosine`` this
-  is block-coordinate descent on the one joint loss L(theta_o, theta_t) (SPEC section 4). For
+  is block-coordinate descent on the one joint loss L(theta_o, theta_t) (derivations/MODEL.md §4). For
   ``ncl_predictor`` the online step also moves P by dL_o/dP and the target step by dL_t/dP,
   so two consecutive steps apply the field F (to first order in eta).
 * ``"auto"``: alternating for two-encoder losses (ncl_squared, untied ncl_cosine,
@@ -79,10 +79,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from critpoints import _validation as check
-from critpoints.losses.batched import BatchedLoss, BatchedSpheres
 from critpoints.data.finite_measure import FiniteMeasure
 from critpoints.landscape.initialization import initial_points
 from critpoints.landscape.labels import DEFAULT_TAU_GOOD, alignment, label_point
+from critpoints.losses.batched import BatchedLoss, BatchedSpheres
 from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.setting import Setting
 
@@ -192,10 +192,17 @@ class Trajectory:
     def to_dict(self) -> dict:
         """JSON-ready dict."""
         return {
-            "start": self.start, "status": self.status, "steps": self.steps, "loss": self.loss,
-            "grad_norm": self.grad_norm, "label": self.label, "alignment": self.alignment.tolist(),
-            "initial_alignment": self.initial_alignment.tolist(), "recovered": self.recovered,
-            "dead": self.dead, "duplicated": self.duplicated,
+            "start": self.start,
+            "status": self.status,
+            "steps": self.steps,
+            "loss": self.loss,
+            "grad_norm": self.grad_norm,
+            "label": self.label,
+            "alignment": self.alignment.tolist(),
+            "initial_alignment": self.initial_alignment.tolist(),
+            "recovered": self.recovered,
+            "dead": self.dead,
+            "duplicated": self.duplicated,
             "params": {k: np.asarray(v).tolist() for k, v in self.params.items()},
             "matched": self.matched,
             "match_distance": None if math.isnan(self.match_distance) else self.match_distance,
@@ -283,13 +290,13 @@ class DynamicsResult:
         lines.append("runs: " + ", ".join(f"{name} {value.count}" for name, value in statuses.items()))
         lines.append(f"{'label':>10}  {'count':>5}  {'fraction':>8}  {'95% CI (Wilson)':>17}")
         for name, value in self.basin_fractions("label").items():
-            lines.append(
-                f"{name:>10}  {value.count:>5}  {value.fraction:>8.3f}  [{value.low:.3f}, {value.high:.3f}]"
-            )
+            lines.append(f"{name:>10}  {value.count:>5}  {value.fraction:>8.3f}  [{value.low:.3f}, {value.high:.3f}]")
         summary = self.alignment_summary()
         for when in ("initial", "final"):
-            cells = ", ".join(f"{name} {summary[f'{when} {name}'][0]:.3f} ± {summary[f'{when} {name}'][1]:.3f}"
-                              for name in ("max", "median", "min"))
+            cells = ", ".join(
+                f"{name} {summary[f'{when} {name}'][0]:.3f} ± {summary[f'{when} {name}'][1]:.3f}"
+                for name in ("max", "median", "min")
+            )
             lines.append(f"a_j {when:>7}: {cells}")
         if self.matched_points:
             lines.append("ended at enumerated points (row: kind label loss -> runs):")
@@ -300,8 +307,10 @@ class DynamicsResult:
                 if counts.get(row):
                     lines.append(f"  #{row:<3} {kind:>10} {label:>9} {loss:>14.8g} -> {counts[row]}")
             unmatched = counts.get(None, 0)
-            lines.append(f"  not in the table: {unmatched} (of which converged: "
-                         f"{sum(1 for t in self.trajectories if t.matched is None and t.status == 'converged')})")
+            lines.append(
+                f"  not in the table: {unmatched} (of which converged: "
+                f"{sum(1 for t in self.trajectories if t.matched is None and t.status == 'converged')})"
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -328,19 +337,48 @@ class DynamicsResult:
         """One row per run (no parameters); a first line '# {...}' holds the setting and metadata as JSON."""
         import csv
 
-        names = ["start", "status", "steps", "loss", "grad_norm", "label", "a_max", "a_median", "a_min",
-                 "a0_max", "a0_median", "a0_min", "recovered", "dead", "duplicated", "matched", "match_distance"]
+        names = [
+            "start",
+            "status",
+            "steps",
+            "loss",
+            "grad_norm",
+            "label",
+            "a_max",
+            "a_median",
+            "a_min",
+            "a0_max",
+            "a0_median",
+            "a0_min",
+            "recovered",
+            "dead",
+            "duplicated",
+            "matched",
+            "match_distance",
+        ]
         with open(path, "w", newline="") as handle:
             header = {"setting": self.setting, "metadata": {k: v for k, v in self.metadata.items() if k != "history"}}
             handle.write(f"# {json.dumps(header, default=str)}\n")
             writer = csv.writer(handle)
             writer.writerow(names)
             for t in self.trajectories:
-                writer.writerow([
-                    t.start, t.status, t.steps, repr(t.loss), repr(t.grad_norm), t.label, *_metric(t.alignment),
-                    *_metric(t.initial_alignment), t.recovered, t.dead, t.duplicated,
-                    "" if t.matched is None else t.matched, "" if math.isnan(t.match_distance) else repr(t.match_distance),
-                ])
+                writer.writerow(
+                    [
+                        t.start,
+                        t.status,
+                        t.steps,
+                        repr(t.loss),
+                        repr(t.grad_norm),
+                        t.label,
+                        *_metric(t.alignment),
+                        *_metric(t.initial_alignment),
+                        t.recovered,
+                        t.dead,
+                        t.duplicated,
+                        "" if t.matched is None else t.matched,
+                        "" if math.isnan(t.match_distance) else repr(t.match_distance),
+                    ]
+                )
 
 
 # ---------------------------------------------------------------------------------------
@@ -438,8 +476,18 @@ def descend(
     BLAS thread.
     """
     with threadpool_limits(limits=1, user_api="blas"):
-        return _descend(loss, starts, lr=lr, max_steps=max_steps, tol=tol, schedule=schedule, step=step,
-                        measure=measure, divergence_radius=divergence_radius, record_every=record_every)
+        return _descend(
+            loss,
+            starts,
+            lr=lr,
+            max_steps=max_steps,
+            tol=tol,
+            schedule=schedule,
+            step=step,
+            measure=measure,
+            divergence_radius=divergence_radius,
+            record_every=record_every,
+        )
 
 
 def _descend(loss, starts, *, lr, max_steps, tol, schedule, step, measure, divergence_radius, record_every):
@@ -472,7 +520,9 @@ def _descend(loss, starts, *, lr, max_steps, tol, schedule, step, measure, diver
         if record_every and iteration % record_every == 0:
             history.append((iteration, value.copy()))
         finite = np.isfinite(norms) & np.all(np.isfinite(thetas[active]), axis=1)
-        finite &= np.linalg.norm(np.where(np.isfinite(thetas[active]), thetas[active], 0.0), axis=1) <= divergence_radius
+        finite &= (
+            np.linalg.norm(np.where(np.isfinite(thetas[active]), thetas[active], 0.0), axis=1) <= divergence_radius
+        )
         done = norms <= tol * scale[active]
         stopped = done | ~finite
         status[active[done & finite]] = "converged"
@@ -493,8 +543,14 @@ def _descend(loss, starts, *, lr, max_steps, tol, schedule, step, measure, diver
         moved = thetas[active] - lr * direction
         thetas[active] = spheres.project(moved) if spheres.constrained else moved
     return {
-        "theta": thetas, "status": status.astype(str), "steps": steps, "value": value,
-        "grad_norm": grad_norm, "history": history, "evaluator": description, "schedule": schedule,
+        "theta": thetas,
+        "status": status.astype(str),
+        "steps": steps,
+        "value": value,
+        "grad_norm": grad_norm,
+        "history": history,
+        "evaluator": description,
+        "schedule": schedule,
     }
 
 
@@ -633,8 +689,15 @@ def run_dynamics(
     loss = population_loss(setting)
     starts = initial_points(loss, n_starts, np.random.default_rng(seed), init)
     outcome = descend(
-        loss, starts, lr=lr, max_steps=max_steps, tol=tol, schedule=schedule, step=step,
-        measure=measure, record_every=record_every,
+        loss,
+        starts,
+        lr=lr,
+        max_steps=max_steps,
+        tol=tol,
+        schedule=schedule,
+        step=step,
+        measure=measure,
+        record_every=record_every,
     )
     matcher = None
     if critical_points is not None:
@@ -650,18 +713,34 @@ def run_dynamics(
             matched, distance = matcher.match(theta)
         trajectories.append(
             Trajectory(
-                start=index, status=str(outcome["status"][index]), steps=int(outcome["steps"][index]),
-                loss=float(outcome["value"][index]), grad_norm=float(outcome["grad_norm"][index]),
-                label=label.label, alignment=label.alignment,
+                start=index,
+                status=str(outcome["status"][index]),
+                steps=int(outcome["steps"][index]),
+                loss=float(outcome["value"][index]),
+                grad_norm=float(outcome["grad_norm"][index]),
+                label=label.label,
+                alignment=label.alignment,
                 initial_alignment=alignment(loss.unpack(starts[index])["W"], dictionary),
-                recovered=label.recovered, dead=label.dead, duplicated=label.duplicated, params=params,
-                matched=matched, match_distance=distance,
+                recovered=label.recovered,
+                dead=label.dead,
+                duplicated=label.duplicated,
+                params=params,
+                matched=matched,
+                match_distance=distance,
             )
         )
     metadata = {
-        "n_starts": n_starts, "seed": seed, "init": init if isinstance(init, (str, tuple)) else "user arrays",
-        "lr": lr, "max_steps": max_steps, "tol": tol, "schedule": outcome["schedule"], "step": step,
-        "tau_good": tau_good, "evaluator": outcome["evaluator"], "expectation": loss.expectation,
+        "n_starts": n_starts,
+        "seed": seed,
+        "init": init if isinstance(init, (str, tuple)) else "user arrays",
+        "lr": lr,
+        "max_steps": max_steps,
+        "tol": tol,
+        "schedule": outcome["schedule"],
+        "step": step,
+        "tau_good": tau_good,
+        "evaluator": outcome["evaluator"],
+        "expectation": loss.expectation,
         "empirical": bool(loss.empirical or (measure is not None and measure.empirical)),
         "match_tolerance": match_tolerance if critical_points is not None else None,
         "seconds": time.perf_counter() - began,

@@ -1,4 +1,4 @@
-"""The paper's experiments E1-E4 (SPEC section 9), reproduced twice.
+"""The paper's experiments E1-E4 (derivations/MODEL.md §9), reproduced twice.
 
 1. **Minibatch SGD on sampled data**, as the paper's code trains: n samples x = M z + xi drawn
    once, every epoch a reshuffle into batches of ``batch`` with fresh masks, plain SGD with the
@@ -22,8 +22,8 @@
    expectation over a large fixed sample of (z, D1, D2, x') draws (critpoints.dynamics.descent with
    ``expectation=("sample_average", N, seed)``): the dictionary is random and the noise
    Gaussian, so no exact enumeration exists; the runs are labelled *empirical*. There, CL uses
-   the population InfoNCE of SPEC section 4 (anchors against every negative of the sample),
-   NCL+pred the ``ncl_predictor`` field of SPEC (no predictor bias).
+   the population InfoNCE of derivations/MODEL.md §4 (anchors against every negative of the sample),
+   NCL+pred the ``ncl_predictor`` field of derivations/MODEL.md §4 (no predictor bias).
 
 Both print the paper's metric: for each cell, max / median / min over atoms of
 a_j = max_i |cos(w_i, M_j)| (w_i the rows of the online encoder), at initialisation and at the
@@ -39,16 +39,16 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from critpoints.dynamics.descent import descend
 from critpoints.landscape.labels import alignment
-from critpoints.model.latent import FixedCount, OneHot, sparsity_to_counts
 from critpoints.losses.population_loss import population_loss
+from critpoints.model.latent import FixedCount, OneHot, sparsity_to_counts
 from critpoints.model.setting import Setting
 
 EXPERIMENTS = ("E1", "E2", "E3", "E3'", "E4")
@@ -89,13 +89,22 @@ class Budget:
     population_steps: int
 
 
-#: The paper's sizes (SPEC section 9); population runs with lr x steps equal to the SGD's.
-FULL = Budget(n=3000, batch=512, lr=0.005, epochs=8000, seeds=5,
-              population_samples=2048, population_lr=0.05, population_steps=4800)
+#: The paper's sizes (derivations/MODEL.md §9); population runs with lr x steps equal to the SGD's.
+FULL = Budget(
+    n=3000,
+    batch=512,
+    lr=0.005,
+    epochs=8000,
+    seeds=5,
+    population_samples=2048,
+    population_lr=0.05,
+    population_steps=4800,
+)
 
 #: A reduced budget for a quick look: fewer samples, epochs and seeds, a larger step.
-QUICK = Budget(n=1024, batch=256, lr=0.05, epochs=150, seeds=2,
-               population_samples=512, population_lr=0.2, population_steps=600)
+QUICK = Budget(
+    n=1024, batch=256, lr=0.05, epochs=150, seeds=2, population_samples=512, population_lr=0.2, population_steps=600
+)
 
 
 @dataclass(frozen=True)
@@ -161,12 +170,20 @@ class Cell:
 
     def group(self) -> tuple:
         """Cells with the same group are simulated together (one stack of runs)."""
-        return (self.method, self.p, self.d, self.m, self.constraint, self.predictor_bias, self.temperature,
-                self.q is None)
+        return (
+            self.method,
+            self.p,
+            self.d,
+            self.m,
+            self.constraint,
+            self.predictor_bias,
+            self.temperature,
+            self.q is None,
+        )
 
 
 def cells(experiment: str) -> list[Cell]:
-    """The configurations of one experiment of SPEC section 9.
+    """The configurations of one experiment of derivations/MODEL.md §9.
 
     E1: CL vs NCL, p = 50, d = 10, m = 50, random init, s in {0.1, 0.3}, q in {0.25, 0.5, 0.75, 0.9}
     (CL uses complementary masks, which do not depend on q: one CL cell per s).
@@ -323,7 +340,12 @@ def _ntxent_grad(u: np.ndarray, v: np.ndarray, temperature: float) -> tuple[np.n
 
 
 def sgd_step(
-    state: dict[str, np.ndarray], x1: np.ndarray, x2: np.ndarray, method: str, online: bool, lr: float,
+    state: dict[str, np.ndarray],
+    x1: np.ndarray,
+    x2: np.ndarray,
+    method: str,
+    online: bool,
+    lr: float,
     temperature: float = 0.05,
 ) -> None:
     """One SGD step of R stacked runs on a minibatch of views, in place.
@@ -394,7 +416,7 @@ def _sgd_group(runs: list[tuple[int, Cell, int]], budget: Budget, dtype=np.float
     for _ in range(budget.epochs):
         permutation = rng.permuted(order, axis=1)
         for number, start in enumerate(range(0, last, budget.batch)):
-            index = permutation[:, start:min(start + budget.batch, last)]
+            index = permutation[:, start : min(start + budget.batch, last)]
             inputs = np.take_along_axis(X, index[:, :, None], axis=1)
             if complementary:
                 keep = (rng.random(inputs.shape, dtype=dtype) < 0.5).astype(dtype)
@@ -419,10 +441,19 @@ def population_setting(cell: Cell, seed: int, samples: int) -> Setting:
     loss = {"CL": "infonce", "NCL": "ncl_cosine", "NCL+pred": "ncl_predictor"}[cell.method]
     options = {"temperature": cell.temperature} if loss == "infonce" else {}
     return Setting(
-        p=cell.p, d=cell.d, m=cell.m, dictionary=("random", seed), latent=cell.latent_object(), noise=cell.sigma,
+        p=cell.p,
+        d=cell.d,
+        m=cell.m,
+        dictionary=("random", seed),
+        latent=cell.latent_object(),
+        noise=cell.sigma,
         augmentation="complementary_mask" if cell.q is None else ("independent_mask", cell.q),
-        encoder="symrelu", bias="trainable", constraint=cell.constraint, loss=loss,
-        expectation=("sample_average", samples, seed), **options,
+        encoder="symrelu",
+        bias="trainable",
+        constraint=cell.constraint,
+        loss=loss,
+        expectation=("sample_average", samples, seed),
+        **options,
     )
 
 
@@ -439,8 +470,14 @@ def _population_cell(cell: Cell, index: int, budget: Budget) -> list[np.ndarray]
         state = initial_state(cell, seed, index)
         blocks = {name: state[name] for name in loss.layout.shapes}
         outcome = descend(
-            loss, loss.pack(**blocks)[None], lr=budget.population_lr, max_steps=budget.population_steps,
-            tol=1e-12, schedule="auto", step="projected", measure=measure,
+            loss,
+            loss.pack(**blocks)[None],
+            lr=budget.population_lr,
+            max_steps=budget.population_steps,
+            tol=1e-12,
+            schedule="auto",
+            step="projected",
+            measure=measure,
         )
         finals.append(loss.unpack(outcome["theta"][0])["W"])
     return finals
@@ -450,8 +487,10 @@ def replace_expectation(setting: Setting, samples: int) -> Setting:
     """The same setting with a tiny sample (for its layout and manifold only)."""
     from critpoints.model.setting import SampleAverage
 
-    keywords = {name: getattr(setting, name) for name in (
-        "p", "d", "m", "dictionary", "latent", "noise", "augmentation", "encoder", "bias", "constraint")}
+    keywords = {
+        name: getattr(setting, name)
+        for name in ("p", "d", "m", "dictionary", "latent", "noise", "augmentation", "encoder", "bias", "constraint")
+    }
     return Setting(loss=setting.loss, expectation=SampleAverage(samples, 0), **keywords)
 
 
@@ -491,17 +530,21 @@ class ExperimentResult:
 
     def table(self) -> str:
         """The paper's metric table: max / median / min of a_j, initial -> final, mean ± sd over seeds."""
-        title = {"sgd": "minibatch SGD on sampled data",
-                 "population": f"population dynamics (empirical: fixed sample of {self.budget.population_samples} draws)"}
+        title = {
+            "sgd": "minibatch SGD on sampled data",
+            "population": f"population dynamics (empirical: fixed sample of {self.budget.population_samples} draws)",
+        }
         b = self.budget
         if self.mode == "sgd":
             sizes = f"n={b.n}, batch={b.batch}, lr={b.lr:g}, epochs={b.epochs}, seeds={b.seeds}"
         else:
             sizes = f"full-batch lr={b.population_lr:g}, steps={b.population_steps}, seeds={b.seeds}"
         width = max([len(result.cell.describe()) for result in self.cells] + [4])
-        lines = [f"{self.experiment}, {title[self.mode]} ({sizes}); {self.seconds:.1f} s",
-                 f"{'cell':<{width}} {'max a_j':>23} {'median a_j':>23} {'min a_j':>23}",
-                 f"{'':<{width}} {'initial -> final':>23} {'initial -> final':>23} {'initial -> final':>23}"]
+        lines = [
+            f"{self.experiment}, {title[self.mode]} ({sizes}); {self.seconds:.1f} s",
+            f"{'cell':<{width}} {'max a_j':>23} {'median a_j':>23} {'min a_j':>23}",
+            f"{'':<{width}} {'initial -> final':>23} {'initial -> final':>23} {'initial -> final':>23}",
+        ]
         for result in self.cells:
             s = result.summary()
             cells = []
@@ -533,7 +576,7 @@ def run_experiment(
     select: Iterable[Cell] | None = None,
     workers: int = 1,
 ) -> list[ExperimentResult]:
-    """Run one experiment of SPEC section 9 in the given modes.
+    """Run one experiment of derivations/MODEL.md §9 in the given modes.
 
     Parameters
     ----------

@@ -30,7 +30,6 @@ from critpoints.model.setting import Setting
 from critpoints.solver.newton import NewtonOptions, Status
 from critpoints.solver.restarts import solve_from_starts
 
-
 #: Saddle-free Newton descent steps for the starts that descend first.
 DESCENT_ITERATIONS = 50
 

@@ -57,17 +57,19 @@ def initial_points(loss: PopulationLoss, count: int, rng: np.random.Generator, i
     if isinstance(init, (np.ndarray, list)):
         starts = np.atleast_2d(check.finite_array("init", init))
         if starts.shape[1] != loss.n_params:
-            raise ValueError(f"init arrays must have {loss.n_params} columns (one theta per row), got shape {starts.shape}")
+            raise ValueError(
+                f"init arrays must have {loss.n_params} columns (one theta per row), got shape {starts.shape}"
+            )
         starts = np.array(starts[np.arange(count) % len(starts)])
     else:
         name, args = check.short_form("init", init, INIT_FAMILIES, "an array of starts")
         if name == "gaussian":
-            scale = check.real("init scale", args[0], low=0.0, low_open=True) if args else loss.setting.p ** -0.5
+            scale = check.real("init scale", args[0], low=0.0, low_open=True) if args else loss.setting.p**-0.5
             starts = _gaussian(loss, count, rng, scale)
         elif name == "warm_start":
             if len(args) != 1:
                 raise ValueError(f"init must be ('warm_start', c), got {init!r}")
             starts = _warm_start(loss, count, rng, check.real("warm-start exponent c", args[0], low=0.0))
         else:
-            starts = _gaussian(loss, count, rng, loss.setting.p ** -0.5)
+            starts = _gaussian(loss, count, rng, loss.setting.p**-0.5)
     return np.array([loss.manifold.project(start) for start in starts])

@@ -1,4 +1,4 @@
-"""Labels of a stationary point from the ground truth M (SPEC section 6).
+"""Labels of a stationary point from the ground truth M (derivations/MODEL.md §6).
 
 * alignment a_j = max_i |cos(w_i, M_j)| for each atom j, w_i the rows of the online
   encoder W (a zero row has cosine 0);

@@ -132,7 +132,9 @@ def orbit_key(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     if candidates is None:
         return _neuron_key(group, theta)
     p = group.layout.shapes["W"][1]
-    sign_choices = [np.array(s) for s in itertools.product((1.0, -1.0), repeat=p)] if group.input_sign_flips else [np.ones(p)]
+    sign_choices = (
+        [np.array(s) for s in itertools.product((1.0, -1.0), repeat=p)] if group.input_sign_flips else [np.ones(p)]
+    )
     best, best_rounded = None, None
     for permutation in candidates:
         for signs in sign_choices:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from critpoints.landscape.classification import DEFAULT_EIGENVALUE_TOLERANCE, SpectrumClass, classify_spectrum, symmetry_complement
+from critpoints.landscape.classification import (
+    DEFAULT_EIGENVALUE_TOLERANCE,
+    SpectrumClass,
+    classify_spectrum,
+    symmetry_complement,
+)
 from critpoints.landscape.labels import label_point
 from critpoints.landscape.result import CriticalPoint
 from critpoints.landscape.system import LossSystem

@@ -83,7 +83,7 @@ class CriticalPoint:
         return record
 
     @classmethod
-    def from_dict(cls, record: dict) -> "CriticalPoint":
+    def from_dict(cls, record: dict) -> CriticalPoint:
         """Inverse of :meth:`to_dict`."""
         record = dict(record)
         record["alignment"] = np.asarray(record["alignment"], dtype=float)
@@ -114,7 +114,7 @@ class Completeness:
         return f1 * f1 / (2.0 * f2) if f2 > 0 else f1 * (f1 - 1) / 2.0
 
     @classmethod
-    def from_counts(cls, counts: list[int]) -> "Completeness":
+    def from_counts(cls, counts: list[int]) -> Completeness:
         """From the number of starts that reached each orbit."""
         counts = list(counts)
         return cls(observed=len(counts), singletons=counts.count(1), doubletons=counts.count(2))
@@ -128,9 +128,22 @@ class Completeness:
 
 
 _COLUMNS = (
-    ("#", 3), ("loss", 14), ("|grad|", 8), ("kind", 10), ("index", 5), ("null", 4), ("eig min", 10),
-    ("eig max", 10), ("label", 9), ("a max", 5), ("a med", 5), ("a min", 5), ("rec", 3), ("dead", 4),
-    ("dup", 3), ("count", 5),
+    ("#", 3),
+    ("loss", 14),
+    ("|grad|", 8),
+    ("kind", 10),
+    ("index", 5),
+    ("null", 4),
+    ("eig min", 10),
+    ("eig max", 10),
+    ("label", 9),
+    ("a max", 5),
+    ("a med", 5),
+    ("a min", 5),
+    ("rec", 3),
+    ("dead", 4),
+    ("dup", 3),
+    ("count", 5),
 )
 
 
@@ -186,10 +199,22 @@ class CriticalPointSet:
             a = point.alignment
             kind = point.kind + ("*" if point.nonsmooth else "")
             cells = (
-                number, f"{point.loss:.8g}", f"{point.grad_norm:.1e}", kind, point.index, point.nullity,
-                f"{point.smallest_eigenvalue:.2e}", f"{point.largest_eigenvalue:.2e}", point.label,
-                f"{a.max():.3f}", f"{np.median(a):.3f}", f"{a.min():.3f}", point.recovered, point.dead,
-                point.duplicated, point.count,
+                number,
+                f"{point.loss:.8g}",
+                f"{point.grad_norm:.1e}",
+                kind,
+                point.index,
+                point.nullity,
+                f"{point.smallest_eigenvalue:.2e}",
+                f"{point.largest_eigenvalue:.2e}",
+                point.label,
+                f"{a.max():.3f}",
+                f"{np.median(a):.3f}",
+                f"{a.min():.3f}",
+                point.recovered,
+                point.dead,
+                point.duplicated,
+                point.count,
             )
             lines.append("  ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, _COLUMNS)))
         if any(point.nonsmooth for point in self.points):
@@ -252,7 +277,7 @@ class CriticalPointSet:
                 writer.writerow(record)
 
     @classmethod
-    def from_dict(cls, record: dict) -> "CriticalPointSet":
+    def from_dict(cls, record: dict) -> CriticalPointSet:
         """Inverse of :meth:`to_dict`."""
         return cls(
             setting=record["setting"],
@@ -264,9 +289,19 @@ class CriticalPointSet:
 
 
 _CSV_TYPES = {
-    "loss": float, "grad_norm": float, "index": int, "nullity": int, "smallest_eigenvalue": float,
-    "largest_eigenvalue": float, "recovered": int, "dead": int, "duplicated": int, "count": int,
-    "alignment": json.loads, "params": json.loads, "nonsmooth": lambda text: text == "True",
+    "loss": float,
+    "grad_norm": float,
+    "index": int,
+    "nullity": int,
+    "smallest_eigenvalue": float,
+    "largest_eigenvalue": float,
+    "recovered": int,
+    "dead": int,
+    "duplicated": int,
+    "count": int,
+    "alignment": json.loads,
+    "params": json.loads,
+    "nonsmooth": lambda text: text == "True",
     "certified": lambda text: text or None,
     "certified_index": lambda text: int(text) if text else None,
     "certified_radius": lambda text: float(text) if text else None,
@@ -280,8 +315,6 @@ def load_result(path: str | Path) -> CriticalPointSet:
         first, _, body = text.partition("\n")
         record = json.loads(first[1:])
         rows = list(csv.DictReader(body.splitlines()))
-        record["points"] = [
-            {name: _CSV_TYPES.get(name, str)(value) for name, value in row.items()} for row in rows
-        ]
+        record["points"] = [{name: _CSV_TYPES.get(name, str)(value) for name, value in row.items()} for row in rows]
         return CriticalPointSet.from_dict(record)
     return CriticalPointSet.from_dict(json.loads(text))

@@ -4,7 +4,7 @@ The training dynamics (critpoints.dynamics.descent) runs gradient descent from h
 The loss object (critpoints.losses.population_loss) evaluates one theta at a time, through the
 derivative tables that also give the Hessian; descent needs only first derivatives, and for
 R starts those are a handful of batched matrix products. This module computes them
-directly, for every loss of SPEC section 4 over a finite measure (the exact view law of an
+directly, for every loss of derivations/MODEL.md §4 over a finite measure (the exact view law of an
 ``exact_enumeration`` setting, a fixed sample, or any minibatch), stacked over starts.
 
 Notation (one start; the arrays carry a leading axis of length R). The measure has pairs
@@ -114,7 +114,9 @@ class BatchedLoss:
         If no measure is given and the loss has none (a closed-form setting).
     """
 
-    def __init__(self, loss: PopulationLoss, measure: FiniteMeasure | None = None, compiled: bool | None = None) -> None:
+    def __init__(
+        self, loss: PopulationLoss, measure: FiniteMeasure | None = None, compiled: bool | None = None
+    ) -> None:
         setting = loss.setting
         measure = loss.measure if measure is None else measure
         if measure is None:
@@ -245,11 +247,32 @@ class BatchedLoss:
         fixed = self.fixed_bias if self.fixed_bias is not None else np.zeros(m)
         nz = lambda points: self._nonzero[id(points)].ravel()  # noqa: E731
         values, online, target = _k_evaluate(
-            np.ascontiguousarray(thetas), _FAMILY_CODES[self.family], self.symrelu, self.trainable_bias, fixed,
-            self.two_blocks, self.temperature, self.normalize,
-            self.x1, self.x2, self.w, nz(self.x1), nz(self.x2), self.anchor, self.wa, nz(self.anchor),
-            self.negative, self.wn, nz(self.negative),
-            m, p, offset("W"), offset("W_t"), offset("b"), offset("b_t"), offset("P"),
+            np.ascontiguousarray(thetas),
+            _FAMILY_CODES[self.family],
+            self.symrelu,
+            self.trainable_bias,
+            fixed,
+            self.two_blocks,
+            self.temperature,
+            self.normalize,
+            self.x1,
+            self.x2,
+            self.w,
+            nz(self.x1),
+            nz(self.x2),
+            self.anchor,
+            self.wa,
+            nz(self.anchor),
+            self.negative,
+            self.wn,
+            nz(self.negative),
+            m,
+            p,
+            offset("W"),
+            offset("W_t"),
+            offset("b"),
+            offset("b_t"),
+            offset("P"),
         )
         return BatchedGradient(values, online, target)
 
@@ -337,7 +360,9 @@ class BatchedLoss:
             self._add(out, "b", grad_b)
         return value
 
-    def _predictor(self, P: np.ndarray, first: _Encoded, second: _Encoded, online: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def _predictor(
+        self, P: np.ndarray, first: _Encoded, second: _Encoded, online: np.ndarray, target: np.ndarray
+    ) -> np.ndarray:
         weight = self.w[None, :, None]
         constant = 2.0 if self.normalize else 0.0
         values = []
@@ -507,9 +532,32 @@ def _k_cosine_pairs(u, v, weight, scale, grad_u, grad_v):
 
 @njit(cache=True)
 def _k_evaluate(
-    thetas, family, symrelu, trainable, fixed_bias, two_blocks, temperature, normalize,
-    x1, x2, w, nz1, nz2, anchor, wa, nza, negative, wn, nzn,
-    m, p, off_w, off_wt, off_b, off_bt, off_p,
+    thetas,
+    family,
+    symrelu,
+    trainable,
+    fixed_bias,
+    two_blocks,
+    temperature,
+    normalize,
+    x1,
+    x2,
+    w,
+    nz1,
+    nz2,
+    anchor,
+    wa,
+    nza,
+    negative,
+    wn,
+    nzn,
+    m,
+    p,
+    off_w,
+    off_wt,
+    off_b,
+    off_bt,
+    off_p,
 ):
     count = thetas.shape[0]
     values = np.zeros(count)
@@ -518,11 +566,11 @@ def _k_evaluate(
     n_pairs = x1.shape[0]
     for r in range(count):
         theta = thetas[r]
-        W = theta[off_w:off_w + m * p].reshape((m, p)).copy()
-        b = theta[off_b:off_b + m].copy() if trainable else fixed_bias.copy()
+        W = theta[off_w : off_w + m * p].reshape((m, p)).copy()
+        b = theta[off_b : off_b + m].copy() if trainable else fixed_bias.copy()
         if two_blocks:
-            W_t = theta[off_wt:off_wt + m * p].reshape((m, p)).copy()
-            b_t = theta[off_bt:off_bt + m].copy() if trainable else fixed_bias.copy()
+            W_t = theta[off_wt : off_wt + m * p].reshape((m, p)).copy()
+            b_t = theta[off_bt : off_bt + m].copy() if trainable else fixed_bias.copy()
         else:
             W_t = W
             b_t = b
@@ -536,7 +584,7 @@ def _k_evaluate(
         w_second = off_wt if two_blocks else off_w
         b_second = b_tg if two_blocks else b_on
         if family == 4:
-            P = theta[off_p:off_p + m * m].reshape((m, m)).copy()
+            P = theta[off_p : off_p + m * m].reshape((m, m)).copy()
             constant = 2.0 if normalize else 0.0
             value = 0.0
             for side in range(2):

@@ -1,6 +1,6 @@
-"""Closed-form population losses of linear encoders (SPEC section 5, ``closed_form``).
+"""Closed-form population losses of linear encoders (derivations/MODEL.md §5, ``closed_form``).
 
-For a linear encoder f(x) = W x, W in R^{m x p}, the polynomial losses of SPEC section 4
+For a linear encoder f(x) = W x, W in R^{m x p}, the polynomial losses of derivations/MODEL.md §4
 are polynomials in the weights whose coefficients are the second moments of the views
 
     C11 = E[x1 x1^T],   C12 = E[x1 x2^T],   C22 = E[x2 x2^T],   Cneg = E[x' x'^T],
@@ -59,8 +59,7 @@ def _moment(name: str, value: object, *, symmetric: bool) -> np.ndarray:
         asymmetry = float(np.abs(array - array.T).max())
         if asymmetry > _SYMMETRY_RTOL * scale:
             raise ValueError(
-                f"{name} is a second moment E[x x^T] and must be symmetric; "
-                f"max |{name} - {name}^T| = {asymmetry:.3g}"
+                f"{name} is a second moment E[x x^T] and must be symmetric; max |{name} - {name}^T| = {asymmetry:.3g}"
             )
         array = 0.5 * (array + array.T)
     array = np.ascontiguousarray(array)
@@ -94,7 +93,7 @@ class ClosedFormEvaluator:
         Length of the flat parameter vector theta: m p for ``spectral`` (theta =
         W.ravel()), 2 m p for ``ncl_squared`` (theta = concat(W.ravel(), W_t.ravel())).
     expectation : str
-        ``"closed_form"``: expectations are exact, from the moments (SPEC section 5).
+        ``"closed_form"``: expectations are exact, from the moments (derivations/MODEL.md §5).
 
     Notes
     -----
@@ -128,9 +127,7 @@ class ClosedFormEvaluator:
         m: int,
     ) -> None:
         if not isinstance(family, str) or family not in FAMILIES:
-            raise ValueError(
-                f"unknown family {family!r}; known: {', '.join(map(repr, FAMILIES))}"
-            )
+            raise ValueError(f"unknown family {family!r}; known: {', '.join(map(repr, FAMILIES))}")
         if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
             raise ValueError(f"m must be an integer >= 1, got m={m!r}")
         self.family = family

@@ -2,7 +2,7 @@
 
 The input is a :class:`~critpoints.data.finite_measure.FiniteMeasure`: weighted pairs of views
 (x1[n], x2[n], w[n]), anchors (the law of x1 alone) and negatives (the law of x'). Every
-loss of SPEC section 4 is then a sum over *couplings* of two representations r, c in R^m
+loss of derivations/MODEL.md §4 is then a sum over *couplings* of two representations r, c in R^m
 (a pair (f_o(x1), f_t(x2)), or an anchor and a negative) of a pointwise function of the
 three invariants A = r.r, B = c.c, C = r.c (derivations/pointwise_losses.py/.md)::
 
@@ -49,8 +49,8 @@ import numpy as np
 from numba import njit
 
 from critpoints.data.finite_measure import FiniteMeasure
-from critpoints.losses.parameters import ParameterLayout
 from critpoints.losses._generated import pointwise_kernels as kernels
+from critpoints.losses.parameters import ParameterLayout
 
 #: The public interface; the numba kernels of the stages below are its implementation.
 __all__ = ["MeasureEvaluator", "accumulation_index", "internal_index", "symrelu_piece"]
@@ -78,7 +78,7 @@ class Slots(NamedTuple):
     coord: np.ndarray
 
     @classmethod
-    def of_views(cls, views: np.ndarray, trainable_bias: bool) -> "Slots":
+    def of_views(cls, views: np.ndarray, trainable_bias: bool) -> Slots:
         """The slots of each row of ``views`` (V, p): its nonzero coordinates, then the bias."""
         nonzero = views != 0
         with_bias = np.any(nonzero, axis=1) & trainable_bias
@@ -187,7 +187,7 @@ class Couplings(NamedTuple):
     @classmethod
     def from_lists(
         cls, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray, n_rows: int, n_cols: int
-    ) -> "Couplings":
+    ) -> Couplings:
         """Merge repeated (row, col) couplings (adding weights), drop zero weights, sort."""
         keep = weight > 0
         key = rows[keep].astype(np.int64) * n_cols + cols[keep].astype(np.int64)
@@ -199,7 +199,7 @@ class Couplings(NamedTuple):
         col_ptr = np.searchsorted(cols[col_order], np.arange(n_cols + 1)).astype(np.int64)
         return cls(rows.astype(np.int64), cols.astype(np.int64), merged, row_ptr, col_ptr, col_order)
 
-    def transposed(self) -> "Couplings":
+    def transposed(self) -> Couplings:
         """The same couplings with rows and columns exchanged."""
         n_rows, n_cols = len(self.row_ptr) - 1, len(self.col_ptr) - 1
         return Couplings.from_lists(self.cols, self.rows, self.weight, n_cols, n_rows)
@@ -443,8 +443,18 @@ def row_pass(table, weight, couplings, row, col, row_map, view_order, with_cross
         slots = row.slot_key[r]
         for t in range(row.slot_ptr[slots], row.slot_ptr[slots + 1]):
             add_row_cross(
-                hess, row.offset + row.slot_coord[t], col.offset, row.jac[t], rho, x, union, n_union,
-                along_r, identity, along_cc, row_map,
+                hess,
+                row.offset + row.slot_coord[t],
+                col.offset,
+                row.jac[t],
+                rho,
+                x,
+                union,
+                n_union,
+                along_r,
+                identity,
+                along_cc,
+                row_map,
             )
         for u in range(n_union):
             seen[union[u]] = False
@@ -576,11 +586,11 @@ class ViewPool(NamedTuple):
     negative: np.ndarray
 
     @classmethod
-    def of(cls, anchor_views: np.ndarray, negative_views: np.ndarray) -> "ViewPool":
+    def of(cls, anchor_views: np.ndarray, negative_views: np.ndarray) -> ViewPool:
         """The pool of the anchors' and negatives' view indices, each distinct view once."""
         views, inverse = np.unique(np.concatenate([anchor_views, negative_views]), return_inverse=True)
         inverse = inverse.ravel().astype(np.int64)
-        return cls(views.astype(np.int64), inverse[: len(anchor_views)], inverse[len(anchor_views):])
+        return cls(views.astype(np.int64), inverse[: len(anchor_views)], inverse[len(anchor_views) :])
 
 
 class PoolCouplings(NamedTuple):
@@ -726,9 +736,9 @@ def times_reps(transposed, reps):
 def repulsion_views(pc, reps, pool, view_grad, view_self, order):
     """Per pool view x: the gradient and self block of its couplings (as anchor and as negative)::
 
-        g_x += diagonal_x f_x + sum_y Phi_C^s[x, y] f_y,
-        M_x += diagonal_x I + along_own_x f_x f_x^T + f_x p_x^T + p_x f_x^T + sum_y Phi_CC^s[x, y] f_y f_y^T,
-        p_x = sum_y Psi[x, y] f_y.
+    g_x += diagonal_x f_x + sum_y Phi_C^s[x, y] f_y,
+    M_x += diagonal_x I + along_own_x f_x f_x^T + f_x p_x^T + p_x f_x^T + sum_y Phi_CC^s[x, y] f_y f_y^T,
+    p_x = sum_y Psi[x, y] f_y.
     """
     n_pool, m = reps.shape
     along_c = times_reps(pc.sym_c, reps)
@@ -928,8 +938,23 @@ def add_dense(hess, offset, dense):
 
 
 @njit(cache=True)
-def infonce_repulsion(inv_tau, pool, anchor, anchor_weight, negative, negative_weight, rep, slot_ptr, slot_coord, jac,
-                      n_inputs, view_grad, view_self, hess, order):
+def infonce_repulsion(
+    inv_tau,
+    pool,
+    anchor,
+    anchor_weight,
+    negative,
+    negative_weight,
+    rep,
+    slot_ptr,
+    slot_coord,
+    jac,
+    n_inputs,
+    view_grad,
+    view_self,
+    hess,
+    order,
+):
     """sum_a wa log sum_j wn_j exp(cos(f_a, f_j)/tau): the value, and (``order``) the per-view
     terms and the encoder's Hessian blocks (one shared encoder, block offset 0).
 
@@ -1140,7 +1165,7 @@ class Support(NamedTuple):
     negative_weight: np.ndarray
 
     @classmethod
-    def from_measure(cls, measure: FiniteMeasure, trainable_bias: bool) -> "Support":
+    def from_measure(cls, measure: FiniteMeasure, trainable_bias: bool) -> Support:
         """The distinct views of ``measure``, their slots and the merged couplings."""
         parts = (measure.x1, measure.x2, measure.anchor, measure.negative)
         views, inverse = np.unique(np.concatenate(parts), axis=0, return_inverse=True)
@@ -1156,8 +1181,15 @@ class Support(NamedTuple):
         negative, negative_weight = _distinct_with_weights(negative_view, measure.negative_weight)
         views = np.ascontiguousarray(views)
         return cls(
-            views, Slots.of_views(views, trainable_bias), first, second, pairs,
-            anchor, anchor_weight, negative, negative_weight,
+            views,
+            Slots.of_views(views, trainable_bias),
+            first,
+            second,
+            pairs,
+            anchor,
+            anchor_weight,
+            negative,
+            negative_weight,
         )
 
 
@@ -1250,13 +1282,20 @@ class Accumulator:
         """Where the entries of P lie."""
         return slice(self.predictor_block * self.m, self.n)
 
-    def finish(self, slots: Slots, view_jac: list[np.ndarray], order: int) -> "Accumulator":
+    def finish(self, slots: Slots, view_jac: list[np.ndarray], order: int) -> Accumulator:
         """Chain rule of the per-view terms: sum_v J_v^T g_v and sum_v J_v^T M_v J_v per encoder."""
         if order >= 1:
             for e, jac in enumerate(view_jac):
                 chain_views(
-                    self.view_grad[e], self.view_self[e], slots.ptr, slots.coord, jac, e * self.q,
-                    self.grad, self.hess, order,
+                    self.view_grad[e],
+                    self.view_self[e],
+                    slots.ptr,
+                    slots.coord,
+                    jac,
+                    e * self.q,
+                    self.grad,
+                    self.hess,
+                    order,
                 )
         return self
 
@@ -1299,9 +1338,7 @@ def _validated_measure(measure: FiniteMeasure) -> tuple[FiniteMeasure, int]:
     for name in ("x1", "x2", "anchor", "negative"):
         points = np.asarray(getattr(measure, name), dtype=float)
         if points.ndim != 2 or points.shape[1] < 1 or not np.all(np.isfinite(points)):
-            raise ValueError(
-                f"measure.{name} has shape {points.shape}; expected a finite 2-d array (n, p) with p >= 1"
-            )
+            raise ValueError(f"measure.{name} has shape {points.shape}; expected a finite 2-d array (n, p) with p >= 1")
         fields[name] = points
     p = fields["x1"].shape[1]
     for name in ("x2", "anchor", "negative"):
@@ -1547,8 +1584,16 @@ class MeasureEvaluator:
         rep, jac = encoded[encoder]
         slots = self._support.slots
         return Side(
-            rep, views, acc.view_grad[encoder], acc.view_self[encoder], views, slots.ptr, slots.coord, jac,
-            encoder * self._q, self._q,
+            rep,
+            views,
+            acc.view_grad[encoder],
+            acc.view_self[encoder],
+            views,
+            slots.ptr,
+            slots.coord,
+            jac,
+            encoder * self._q,
+            self._q,
         )
 
     def _to_public(self, internal: np.ndarray) -> np.ndarray:
@@ -1561,9 +1606,7 @@ class MeasureEvaluator:
     # ----- the losses -----
 
     def _accumulator(self, order: int) -> Accumulator:
-        return Accumulator(
-            self._n_evaluated_encoders, len(self._support.views), self.m, self._q, self.is_field, order
-        )
+        return Accumulator(self._n_evaluated_encoders, len(self._support.views), self.m, self._q, self.is_field, order)
 
     def _pair_term(self, acc: Accumulator, kind: int, scale: float, rows: Side, cols: Side, order: int) -> None:
         """sum_n w_n * scale * phi(f(x1_n), f(x2_n))."""
@@ -1600,9 +1643,21 @@ class MeasureEvaluator:
         support, pool = self._support, self._pool
         rep, jac = encoded[0]
         acc.value += infonce_repulsion(
-            1.0 / self.temperature, pool.views, pool.anchor, support.anchor_weight, pool.negative,
-            support.negative_weight, rep, support.slots.ptr, support.slots.coord, jac, self._q,
-            acc.view_grad[0], acc.view_self[0], acc.hess, order,
+            1.0 / self.temperature,
+            pool.views,
+            pool.anchor,
+            support.anchor_weight,
+            pool.negative,
+            support.negative_weight,
+            rep,
+            support.slots.ptr,
+            support.slots.coord,
+            jac,
+            self._q,
+            acc.view_grad[0],
+            acc.view_self[0],
+            acc.hess,
+            order,
         )
 
     def _predictor_objective(
@@ -1634,8 +1689,16 @@ class MeasureEvaluator:
         row_grad = np.zeros((n_rows, self.m))
         row_self = np.zeros((n_rows if order >= 2 else 0, self.m, self.m))
         rows = Side(
-            u @ predictor.T, positions, row_grad, row_self, row_views, slots.ptr, slots.coord, jac,
-            online * self._q, self._q,
+            u @ predictor.T,
+            positions,
+            row_grad,
+            row_self,
+            row_views,
+            slots.ptr,
+            slots.coord,
+            jac,
+            online * self._q,
+            self._q,
         )
         cols = self._side(acc, encoded, target, col_views)
         acc.value += 2.0 if self.normalize else 0.0
@@ -1645,20 +1708,40 @@ class MeasureEvaluator:
         acc.view_grad[online][row_views] += row_grad @ predictor
         predictor_jac = np.repeat(u.ravel(), self.m).reshape(n_rows * self.m, self.m)
         chain_views(
-            row_grad, row_self, predictor_slots.ptr, predictor_slots.coord, predictor_jac, acc.predictor_block,
-            acc.grad, acc.hess, order,
+            row_grad,
+            row_self,
+            predictor_slots.ptr,
+            predictor_slots.coord,
+            predictor_jac,
+            acc.predictor_block,
+            acc.grad,
+            acc.hess,
+            order,
         )
         if order < 2:
             return
         acc.view_self[online][row_views] += predictor.T @ row_self @ predictor
         through_predictor = rows._replace(
-            slot_key=positions, slot_ptr=predictor_slots.ptr, slot_coord=predictor_slots.coord,
-            jac=predictor_jac, offset=acc.predictor_block, n_inputs=self.m,
+            slot_key=positions,
+            slot_ptr=predictor_slots.ptr,
+            slot_coord=predictor_slots.coord,
+            jac=predictor_jac,
+            offset=acc.predictor_block,
+            n_inputs=self.m,
         )
         pair_term(kind, -2.0, couplings, through_predictor, cols, NO_MAP, 0, True, acc.hess)
         predictor_mixed(
-            row_grad, row_self, predictor, u, row_views, slots.ptr, slots.coord, jac, online * self._q,
-            acc.predictor_block, acc.hess,
+            row_grad,
+            row_self,
+            predictor,
+            u,
+            row_views,
+            slots.ptr,
+            slots.coord,
+            jac,
+            online * self._q,
+            acc.predictor_block,
+            acc.hess,
         )
 
     def _evaluate(self, theta, order: int) -> list[Accumulator]:
@@ -1678,8 +1761,16 @@ class MeasureEvaluator:
                 online, encoded, 0, last, predictor, support.pairs, support.first, support.second, first_slots, order
             )
             self._predictor_objective(
-                target, encoded, last, 0, predictor, self._reversed_pairs, support.second, support.first,
-                second_slots, order,
+                target,
+                encoded,
+                last,
+                0,
+                predictor,
+                self._reversed_pairs,
+                support.second,
+                support.first,
+                second_slots,
+                order,
             )
             return [online.finish(support.slots, view_jac, order), target.finish(support.slots, view_jac, order)]
         acc = self._accumulator(order)

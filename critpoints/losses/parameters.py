@@ -37,7 +37,9 @@ class ParameterLayout:
     shapes: dict
 
     @classmethod
-    def for_model(cls, *, m: int, p: int, two_encoders: bool, trainable_bias: bool, predictor: bool) -> "ParameterLayout":
+    def for_model(
+        cls, *, m: int, p: int, two_encoders: bool, trainable_bias: bool, predictor: bool
+    ) -> ParameterLayout:
         """The layout of a model with the given parts."""
         shapes = {"W": (m, p)}
         if two_encoders:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from critpoints.losses.closed_form import ClosedFormEvaluator
 from critpoints.data.finite_measure import FiniteMeasure
-from critpoints.manifolds.spheres import SphereBlock, SphereProduct
+from critpoints.data.moments import view_moments
+from critpoints.data.view_laws import exact_view_measure, sample_view_measure
+from critpoints.losses.closed_form import ClosedFormEvaluator
 from critpoints.losses.measure import MeasureEvaluator
 from critpoints.losses.parameters import ParameterLayout
-from critpoints.data.moments import view_moments
-from critpoints.model.setting import ClosedForm, ExactEnumeration, Setting
 from critpoints.losses.symmetries import SymmetryGroup, setting_symmetries
-from critpoints.data.view_laws import exact_view_measure, sample_view_measure
+from critpoints.manifolds.spheres import SphereBlock, SphereProduct
+from critpoints.model.setting import ClosedForm, ExactEnumeration, Setting
 
 _AXIS = {"unit_rows": "rows", "unit_columns": "columns"}
 
@@ -71,8 +71,11 @@ class PopulationLoss:
         self.setting = setting
         loss = setting.loss
         self.layout = ParameterLayout.for_model(
-            m=setting.m, p=setting.p, two_encoders=loss.two_encoders,
-            trainable_bias=setting.trainable_bias, predictor=loss.is_field,
+            m=setting.m,
+            p=setting.p,
+            two_encoders=loss.two_encoders,
+            trainable_bias=setting.trainable_bias,
+            predictor=loss.is_field,
         )
         self.manifold = constraint_manifold(setting, self.layout)
         self.symmetries: SymmetryGroup = setting_symmetries(setting, self.layout)
@@ -99,8 +102,13 @@ class PopulationLoss:
         fixed = None if setting.trainable_bias or setting.bias is None else (setting.bias, setting.bias)
         loss = setting.loss
         return MeasureEvaluator(
-            loss.name, self.measure, encoder=setting.encoder, m=setting.m, fixed_bias=fixed,
-            trainable_bias=setting.trainable_bias, tied=bool(loss.tied),
+            loss.name,
+            self.measure,
+            encoder=setting.encoder,
+            m=setting.m,
+            fixed_bias=fixed,
+            trainable_bias=setting.trainable_bias,
+            tied=bool(loss.tied),
             temperature=loss.temperature if loss.temperature is not None else 1.0,
             normalize=loss.normalize if loss.normalize is not None else True,
         )
@@ -210,8 +218,7 @@ class PopulationLoss:
         :meth:`symmetry_generators`; ``None`` unless they apply: a closed-form loss
         without constraint, whose one continuous symmetry is O(m)."""
         symmetries = self.symmetries
-        if (self.measure is not None or self.manifold.spheres
-                or not symmetries.rotations or symmetries.scalings):
+        if self.measure is not None or self.manifold.spheres or not symmetries.rotations or symmetries.scalings:
             return None
         return self._evaluator.flat_data
 

@@ -1,6 +1,6 @@
 """Symmetries of a setting's loss: the group acting on theta that leaves it invariant.
 
-SPEC section 6 lists neuron permutations, sign flips of odd encoders and, for linear
+derivations/MODEL.md §6 lists neuron permutations, sign flips of odd encoders and, for linear
 encoders with rotation-invariant losses, W -> Q W with Q in O(m). Two refinements, derived
 in derivations/symmetries.md:
 
@@ -13,7 +13,7 @@ in derivations/symmetries.md:
   set is invariant). For symrelu the rescaling acts on (w_i, b_i) jointly, so it is a
   symmetry only with a trainable (or zero) bias. A sphere constraint on a block removes it.
 
-* Symmetries of the data (also not in SPEC's list). When M = I, the law of x = z is invariant
+* Symmetries of the data (also not in the list of derivations/MODEL.md §6). When M = I, the law of x = z is invariant
   under permutations of the coordinates (every latent family is exchangeable), and under
   coordinate sign flips when the latent law is sign-symmetric (signed one_hot, bernoulli).
   Masks act coordinate-wise, so the view laws are invariant too, and

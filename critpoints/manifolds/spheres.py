@@ -1,6 +1,6 @@
 """Riemannian geometry of a product of unit spheres and a Euclidean factor.
 
-Under a weight constraint (SPEC section 3) some groups of coordinates of the flat
+Under a weight constraint (derivations/MODEL.md §3) some groups of coordinates of the flat
 parameter vector ``theta`` in R^n must have unit Euclidean norm, the others are free.
 The admissible set is the embedded submanifold
 
@@ -8,7 +8,7 @@ The admissible set is the embedded submanifold
 
 where sphere ``s`` owns the coordinates ``I_s`` (``k_s = |I_s|``) and the free
 coordinates are those in no group. Stationarity, the Hessian and its spectrum
-(SPEC section 6) are the Riemannian ones on M with the metric induced by R^n:
+(derivations/MODEL.md §6) are the Riemannian ones on M with the metric induced by R^n:
 
 * tangent space: ``T_x M = {v : x_s . v_s = 0 for every sphere s}``, with orthogonal
   projector ``P = I - sum_s x_s x_s^T`` (``x_s`` embedded in R^n);
@@ -153,9 +153,7 @@ class SphereProduct:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_blocks(
-        cls, n: int, blocks: Iterable[SphereBlock | tuple[int, tuple[int, int], str]]
-    ) -> SphereProduct:
+    def from_blocks(cls, n: int, blocks: Iterable[SphereBlock | tuple[int, tuple[int, int], str]]) -> SphereProduct:
         """Build the sphere groups of row- or column-normalised matrix blocks.
 
         Parameters
@@ -249,8 +247,10 @@ class SphereProduct:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SphereProduct):
             return NotImplemented
-        return self._n == other._n and len(self._spheres) == len(other._spheres) and all(
-            np.array_equal(a, b) for a, b in zip(self._spheres, other._spheres)
+        return (
+            self._n == other._n
+            and len(self._spheres) == len(other._spheres)
+            and all(np.array_equal(a, b) for a, b in zip(self._spheres, other._spheres))
         )
 
     def __hash__(self) -> int:
@@ -258,10 +258,7 @@ class SphereProduct:
 
     def __repr__(self) -> str:
         sizes = [group.size for group in self._spheres]
-        return (
-            f"{type(self).__name__}(n={self._n}, dim={self._dim}, sphere_sizes={sizes}, "
-            f"n_free={self._free.size})"
-        )
+        return f"{type(self).__name__}(n={self._n}, dim={self._dim}, sphere_sizes={sizes}, n_free={self._free.size})"
 
     # ------------------------------------------------------------------ points
 
@@ -280,10 +277,7 @@ class SphereProduct:
         theta = self._vector("theta", theta)
         if not np.all(np.isfinite(theta)):
             return False
-        return all(
-            np.all(np.abs(np.linalg.norm(theta[b.index], axis=1) - 1.0) <= tol)
-            for b in self._buckets
-        )
+        return all(np.all(np.abs(np.linalg.norm(theta[b.index], axis=1) - 1.0) <= tol) for b in self._buckets)
 
     def retract(self, theta: ArrayLike, v: ArrayLike) -> np.ndarray:
         """Metric-projection retraction ``R_x(v)``.
@@ -358,9 +352,7 @@ class SphereProduct:
         """
         return self._project_leading(self._vector("theta", theta), self._vector("egrad", egrad))
 
-    def riemannian_hessian(
-        self, theta: ArrayLike, egrad: ArrayLike, ehess: ArrayLike
-    ) -> np.ndarray:
+    def riemannian_hessian(self, theta: ArrayLike, egrad: ArrayLike, ehess: ArrayLike) -> np.ndarray:
         """Riemannian Hessian as an ``n x n`` matrix acting on ambient coordinates.
 
         Parameters
@@ -383,9 +375,7 @@ class SphereProduct:
         theta, egrad, ehess = self._gradient_system(theta, egrad, ehess, ("egrad", "ehess"))
         return self._ambient_form(theta, egrad, ehess)
 
-    def riemannian_hessian_in_basis(
-        self, theta: ArrayLike, egrad: ArrayLike, ehess: ArrayLike
-    ) -> np.ndarray:
+    def riemannian_hessian_in_basis(self, theta: ArrayLike, egrad: ArrayLike, ehess: ArrayLike) -> np.ndarray:
         """Riemannian Hessian in the orthonormal basis ``B`` of :meth:`tangent_basis`.
 
         Returns
@@ -410,9 +400,7 @@ class SphereProduct:
         """
         return self._project_leading(self._vector("theta", theta), self._vector("field", field))
 
-    def riemannian_jacobian(
-        self, theta: ArrayLike, field: ArrayLike, ejac: ArrayLike
-    ) -> np.ndarray:
+    def riemannian_jacobian(self, theta: ArrayLike, field: ArrayLike, ejac: ArrayLike) -> np.ndarray:
         """Covariant derivative of the tangent field ``P F`` as an ``n x n`` matrix.
 
         Parameters
@@ -447,9 +435,7 @@ class SphereProduct:
         theta, field, ejac = self._gradient_system(theta, field, ejac, ("field", "ejac"))
         return self._ambient_form(theta, field, ejac)
 
-    def riemannian_jacobian_in_basis(
-        self, theta: ArrayLike, field: ArrayLike, ejac: ArrayLike
-    ) -> np.ndarray:
+    def riemannian_jacobian_in_basis(self, theta: ArrayLike, field: ArrayLike, ejac: ArrayLike) -> np.ndarray:
         """Covariant derivative of ``P F`` in the basis ``B`` of :meth:`tangent_basis`.
 
         Returns
@@ -467,18 +453,13 @@ class SphereProduct:
     def _vector(self, name: str, value: ArrayLike, *, copy: bool = False) -> np.ndarray:
         array = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
         if array.shape != (self._n,):
-            raise ValueError(
-                f"{name} must have shape ({self._n},) for n={self._n}, got shape {array.shape}"
-            )
+            raise ValueError(f"{name} must have shape ({self._n},) for n={self._n}, got shape {array.shape}")
         return array
 
     def _matrix(self, name: str, value: ArrayLike) -> np.ndarray:
         array = np.asarray(value, dtype=np.float64)
         if array.shape != (self._n, self._n):
-            raise ValueError(
-                f"{name} must have shape ({self._n}, {self._n}) for n={self._n}, "
-                f"got shape {array.shape}"
-            )
+            raise ValueError(f"{name} must have shape ({self._n}, {self._n}) for n={self._n}, got shape {array.shape}")
         return array
 
     def _gradient_system(
@@ -519,9 +500,7 @@ class SphereProduct:
             flat[bucket.index] = block
         return out
 
-    def _curvature_shift(
-        self, theta: np.ndarray, vector: np.ndarray, matrix: np.ndarray
-    ) -> np.ndarray:
+    def _curvature_shift(self, theta: np.ndarray, vector: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         """``matrix - sum_s (x_s . vector_s) I_s`` as a new array."""
         shift = np.zeros(self._n)
         for bucket in self._buckets:
@@ -531,9 +510,7 @@ class SphereProduct:
         shifted[np.diag_indices(self._n)] -= shift
         return shifted
 
-    def _ambient_form(
-        self, theta: np.ndarray, vector: np.ndarray, matrix: np.ndarray
-    ) -> np.ndarray:
+    def _ambient_form(self, theta: np.ndarray, vector: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         if not self._buckets:  # R^n: P = I and no curvature term
             return np.array(matrix, dtype=np.float64)
         shifted = self._curvature_shift(theta, vector, matrix)
@@ -600,18 +577,14 @@ def _validate_group(name: str, group: ArrayLike, n: int) -> np.ndarray:
     array = np.asarray(group)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(
-            f"{name} must be a non-empty 1-D array of indices in [0, {n}), got {group!r} "
-            f"(shape {array.shape})"
+            f"{name} must be a non-empty 1-D array of indices in [0, {n}), got {group!r} (shape {array.shape})"
         )
     if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(
-            f"{name} must hold integer indices in [0, {n}), got {group!r} (dtype {array.dtype})"
-        )
+        raise ValueError(f"{name} must hold integer indices in [0, {n}), got {group!r} (dtype {array.dtype})")
     bad = (array < 0) | (array >= n)
     if np.any(bad):
         raise ValueError(
-            f"{name} has index {int(array[np.argmax(bad)])} outside [0, {n}) for n={n}: "
-            f"{name}={array.tolist()}"
+            f"{name} has index {int(array[np.argmax(bad)])} outside [0, {n}) for n={n}: {name}={array.tolist()}"
         )
     values, counts = np.unique(array, return_counts=True)
     if np.any(counts > 1):

@@ -1,4 +1,4 @@
-"""Augmentations: two views x1, x2 of one input by random masking (SPEC section 2).
+"""Augmentations: two views x1, x2 of one input by random masking (derivations/MODEL.md §2).
 
 Each augmentation maps Sigma = E[x x^T] to the view moments (E[x1 x1^T], E[x1 x2^T],
 E[x2 x2^T]), samples masks vectorised, and lists the finite law of its masks restricted

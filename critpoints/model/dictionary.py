@@ -1,4 +1,4 @@
-"""Ground-truth dictionaries M in R^{p x d} with orthonormal columns (SPEC section 1)."""
+"""Ground-truth dictionaries M in R^{p x d} with orthonormal columns (derivations/MODEL.md §1)."""
 
 from __future__ import annotations
 

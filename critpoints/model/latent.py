@@ -1,4 +1,4 @@
-"""Latent codes z in {-1, 0, +1}^d of the sparse-coding model (SPEC section 1).
+"""Latent codes z in {-1, 0, +1}^d of the sparse-coding model (derivations/MODEL.md §1).
 
 Each family knows its exact second moment Lambda = E[z z^T], samples vectorised from a
 numpy Generator, and lists its finite support with probabilities.

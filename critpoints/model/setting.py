@@ -1,4 +1,4 @@
-"""The setting: everything that defines one population loss landscape (SPEC sections 1-5).
+"""The setting: everything that defines one population loss landscape (derivations/MODEL.md §1–5).
 
 A :class:`Setting` holds (p, d, m, dictionary, latent, noise, augmentation, encoder,
 bias, constraint, loss, expectation mode). It validates and stores; it knows nothing of
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from critpoints import _validation as check
-from critpoints.model.augmentation import Augmentation, parse_augmentation
-from critpoints.model.dictionary import Dictionary, GivenDictionary, parse_dictionary
-from critpoints.model.latent import Latent, parse_latent
+from critpoints.model.augmentation import parse_augmentation
+from critpoints.model.dictionary import GivenDictionary, parse_dictionary
+from critpoints.model.latent import parse_latent
 
 ENCODERS = ("linear", "symrelu")
 CONSTRAINTS = ("none", "unit_rows", "unit_columns")
@@ -32,7 +32,7 @@ DEFAULT_TEMPERATURE = 0.5
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A loss family of SPEC section 4 with its parameters.
+    """A loss family of derivations/MODEL.md §4 with its parameters.
 
     Attributes
     ----------
@@ -65,7 +65,9 @@ class LossSpec:
         for option, (owner, value, default) in options.items():
             if self.name != owner:
                 if value is not None:
-                    raise ValueError(f"{option}= applies only to loss={owner!r}, got loss={self.name!r}, {option}={value!r}")
+                    raise ValueError(
+                        f"{option}= applies only to loss={owner!r}, got loss={self.name!r}, {option}={value!r}"
+                    )
                 continue
             if value is None:
                 object.__setattr__(self, option, default)
@@ -151,7 +153,7 @@ Expectation = ClosedForm | ExactEnumeration | SampleAverage
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Setting:
-    """One population-loss landscape of SPEC: data model, augmentation, encoder, loss, E-mode.
+    """One population-loss landscape of derivations/MODEL.md: data model, augmentation, encoder, loss, E-mode.
 
     Parameters
     ----------
@@ -247,13 +249,17 @@ class Setting:
     def _parse_bias(self, bias: object) -> np.ndarray | str | None:
         if self.encoder == "linear":
             if bias is not None:
-                raise ValueError(f"bias applies only to encoder='symrelu'; encoder='linear' has no bias, got bias={bias!r}")
+                raise ValueError(
+                    f"bias applies only to encoder='symrelu'; encoder='linear' has no bias, got bias={bias!r}"
+                )
             return None
         if bias is None:
             bias = 0.0
         if isinstance(bias, str):
             if bias != "trainable":
-                raise ValueError(f"bias must be a number, an array of m={self.m} numbers or 'trainable', got bias={bias!r}")
+                raise ValueError(
+                    f"bias must be a number, an array of m={self.m} numbers or 'trainable', got bias={bias!r}"
+                )
             return bias
         if np.ndim(bias) == 0:
             bias = np.full(self.m, check.real("bias", bias))

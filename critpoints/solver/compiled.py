@@ -46,7 +46,12 @@ from critpoints.solver import dense_solve
 from critpoints.solver.dense_solve import direct_solution, exceeds_shift
 
 __all__ = [
-    "CompiledKernels", "lift_null_directions", "options_arrays", "refresh_binding_cache", "run_all", "solve_compiled",
+    "CompiledKernels",
+    "lift_null_directions",
+    "options_arrays",
+    "refresh_binding_cache",
+    "run_all",
+    "solve_compiled",
 ]
 
 
@@ -82,11 +87,23 @@ class CompiledKernels(NamedTuple):
 CONVERGED, GRADIENT_FLAT, STALLED, DIVERGED, MAX_ITERATIONS = range(5)
 
 # Layout of the per-start option arrays (see options_arrays).
-_REALS = ("tol", "flat_tol", "divergence_radius", "rcond", "direct_rcond", "armijo", "backtrack_factor",
-          "lm_initial_damping", "lm_damping_factor", "stall_decrease", "scale")
+_REALS = (
+    "tol",
+    "flat_tol",
+    "divergence_radius",
+    "rcond",
+    "direct_rcond",
+    "armijo",
+    "backtrack_factor",
+    "lm_initial_damping",
+    "lm_damping_factor",
+    "stall_decrease",
+    "scale",
+)
 _INTEGERS = ("max_iterations", "max_backtracks", "lm_max_trials", "stall_window", "descent_iterations")
-(TOL, FLAT_TOL, RADIUS, RCOND, DIRECT_RCOND, ARMIJO, BACKTRACK, LM_DAMPING, LM_FACTOR, STALL_DECREASE,
- SCALE) = range(len(_REALS))
+(TOL, FLAT_TOL, RADIUS, RCOND, DIRECT_RCOND, ARMIJO, BACKTRACK, LM_DAMPING, LM_FACTOR, STALL_DECREASE, SCALE) = range(
+    len(_REALS)
+)
 ITERATION_CAP, MAX_BACKTRACKS, LM_TRIALS, STALL_WINDOW, DESCENT = range(len(_INTEGERS))
 
 
@@ -123,10 +140,13 @@ def options_arrays(options: list) -> tuple[np.ndarray, np.ndarray]:
 
     A ``scale`` of ``None`` (per-start ``max(1, |L(theta_0)|)``) is stored as NaN.
     """
-    reals = np.array([[math.nan if getattr(o, name) is None else float(getattr(o, name)) for name in _REALS]
-                      for o in options], dtype=np.float64).reshape(len(options), len(_REALS))
-    integers = np.array([[int(getattr(o, name)) for name in _INTEGERS] for o in options],
-                        dtype=np.int64).reshape(len(options), len(_INTEGERS))
+    reals = np.array(
+        [[math.nan if getattr(o, name) is None else float(getattr(o, name)) for name in _REALS] for o in options],
+        dtype=np.float64,
+    ).reshape(len(options), len(_REALS))
+    integers = np.array([[int(getattr(o, name)) for name in _INTEGERS] for o in options], dtype=np.int64).reshape(
+        len(options), len(_INTEGERS)
+    )
     return reals, integers
 
 
@@ -317,9 +337,10 @@ def _run(value, residual, jacobian, null_directions, data, theta0, reals, intege
         status = _stop_status(theta, norm, iterations, scale, reals, integers)
         if status >= 0:
             break
-        if iterations >= window and (history[iterations % (window + 1)]
-                                     > history[(iterations - window) % (window + 1)]
-                                     + math.log1p(-reals[STALL_DECREASE])):
+        if iterations >= window and (
+            history[iterations % (window + 1)]
+            > history[(iterations - window) % (window + 1)] + math.log1p(-reals[STALL_DECREASE])
+        ):
             status = _stall_status(norm, scale, reals)
             break
         hessian = jacobian(theta, data)

@@ -1,7 +1,7 @@
 """Newton's method for the stationary points of a loss, or the zeros of a vector field.
 
 The solver finds *all kinds* of stationary points (minima, saddles of every index,
-maxima; SPEC section 6) by solving the stationarity equations ``r(theta) = 0`` with
+maxima; derivations/MODEL.md §6) by solving the stationarity equations ``r(theta) = 0`` with
 Newton's method, where ``r`` is the Riemannian gradient of the loss (or a stop-gradient
 vector field). It never minimises the loss itself: its merit function is the squared
 residual ``1/2 ||r||^2``, whose zeros are exactly the stationary points, whatever their
@@ -65,9 +65,9 @@ import scipy.linalg
 from numpy.typing import ArrayLike
 
 from critpoints import _validation as check
+from critpoints.manifolds.spheres import SphereProduct
 from critpoints.solver.compiled import CompiledKernels, lift_null_directions, solve_compiled
 from critpoints.solver.dense_solve import direct_solution, exceeds_shift
-from critpoints.manifolds.spheres import SphereProduct
 
 __all__ = [
     "NewtonOptions",
@@ -135,7 +135,7 @@ class Status(StrEnum):
     Attributes
     ----------
     CONVERGED
-        ``||r(theta)|| <= tol * scale``: a stationary point (SPEC section 6).
+        ``||r(theta)|| <= tol * scale``: a stationary point (derivations/MODEL.md §6).
     GRADIENT_FLAT
         The run stalled (no trial step decreases the merit, or the residual lies in the
         numerical null space of the quotient Jacobian ``A_q`` up to the tolerance) while
@@ -305,12 +305,13 @@ class NewtonOptions:
             "deflation_shift": dict(low=0.0),
         }
         integers = {
-            "max_iterations": 0, "max_backtracks": 0, "lm_max_trials": 0, "stall_window": 1,
+            "max_iterations": 0,
+            "max_backtracks": 0,
+            "lm_max_trials": 0,
+            "stall_window": 1,
             "descent_iterations": 0,
         }
-        fields = {
-            name: check.real(name, getattr(self, name), **rule) for name, rule in reals.items()
-        }
+        fields = {name: check.real(name, getattr(self, name), **rule) for name, rule in reals.items()}
         for name, minimum in integers.items():
             fields[name] = check.integer(name, getattr(self, name), minimum=minimum)
         if self.scale is not None:
@@ -327,9 +328,7 @@ class NewtonOptions:
 # ---------------------------------------------------------------------------- deflation
 
 
-def deflation_log_factor(
-    theta: np.ndarray, known: np.ndarray, power: float, shift: float
-) -> tuple[float, np.ndarray]:
+def deflation_log_factor(theta: np.ndarray, known: np.ndarray, power: float, shift: float) -> tuple[float, np.ndarray]:
     """Logarithm of the deflation factor and its Euclidean gradient.
 
     Parameters
@@ -517,9 +516,7 @@ class _Linearisation:
 class _Solver:
     """Newton iteration for one system and options; :meth:`run` solves from one start."""
 
-    def __init__(
-        self, system: StationarySystem, options: NewtonOptions, deflation: np.ndarray | None
-    ) -> None:
+    def __init__(self, system: StationarySystem, options: NewtonOptions, deflation: np.ndarray | None) -> None:
         self.system = system
         self.manifold: SphereProduct = system.manifold
         self.options = options
@@ -541,9 +538,7 @@ class _Solver:
     def deflation_factor(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``log mu(theta)`` and its gradient for the known solutions of this run."""
         options = self.options
-        return deflation_log_factor(
-            theta, self.deflation, options.deflation_power, options.deflation_shift
-        )
+        return deflation_log_factor(theta, self.deflation, options.deflation_power, options.deflation_shift)
 
     def linearise(self, point: _Point) -> _Linearisation | None:
         """Reduced residual and Jacobian at ``point``; ``None`` if the Jacobian (or its quotient)
@@ -574,13 +569,9 @@ class _Solver:
         if self.deflation is not None:
             ambient = self.deflation_factor(point.theta)[1]
             grad_log_mu = ambient if basis is None else basis.T @ ambient
-        return _Linearisation(
-            basis, rho, reduced, quotient, grad_log_mu, self.system.is_gradient, self.options.rcond
-        )
+        return _Linearisation(basis, rho, reduced, quotient, grad_log_mu, self.system.is_gradient, self.options.rcond)
 
-    def step_point(
-        self, point: _Point, lin: _Linearisation, reduced_step: np.ndarray
-    ) -> _Point | None:
+    def step_point(self, point: _Point, lin: _Linearisation, reduced_step: np.ndarray) -> _Point | None:
         """The point ``R_theta(B s)``, or ``None`` if the retraction is undefined there."""
         ambient = reduced_step if lin.basis is None else lin.basis @ reduced_step
         try:
@@ -824,10 +815,7 @@ def _validated_deflation(deflation: ArrayLike | None, n: int) -> np.ndarray | No
     if known.ndim == 1:
         known = known[None, :]
     if known.ndim != 2 or known.shape[1] != n:
-        raise ValueError(
-            f"deflation must be a list of known solutions of shape (K, {n}), "
-            f"got shape {known.shape}"
-        )
+        raise ValueError(f"deflation must be a list of known solutions of shape (K, {n}), got shape {known.shape}")
     if not np.all(np.isfinite(known)):
         raise ValueError("deflation must hold finite points (no NaN or inf)")
     return known
@@ -969,7 +957,13 @@ def newton_runs(
     thetas, statuses, iterations, norms, values, scales = solve_compiled(kernels, starts, per_start)
     codes = list(Status)
     return [
-        NewtonResult(np.array(thetas[k]), codes[statuses[k]], int(iterations[k]), float(norms[k]),
-                     float(values[k]), float(scales[k]))
+        NewtonResult(
+            np.array(thetas[k]),
+            codes[statuses[k]],
+            int(iterations[k]),
+            float(norms[k]),
+            float(values[k]),
+            float(scales[k]),
+        )
         for k in range(len(starts))
     ]

@@ -17,8 +17,8 @@ import concurrent.futures
 import math
 import multiprocessing
 import os
-import time
 import pickle
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
@@ -29,7 +29,14 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from critpoints import _validation as check
-from critpoints.solver.newton import NewtonOptions, NewtonResult, StationarySystem, Status, newton_runs, per_start_options
+from critpoints.solver.newton import (
+    NewtonOptions,
+    NewtonResult,
+    StationarySystem,
+    Status,
+    newton_runs,
+    per_start_options,
+)
 
 __all__ = ["DISTINCT_TOLERANCE", "Executor", "InProcessExecutor", "distinct_solutions", "solve_from_starts"]
 
@@ -162,9 +169,7 @@ def _collect(futures: Sequence[_Future], bar: tqdm) -> list[list[NewtonResult]]:
 def _validated_starts(starts: ArrayLike) -> np.ndarray:
     array = np.asarray(starts, dtype=np.float64)
     if array.ndim != 2:
-        raise ValueError(
-            f"starts must be a 2-D array (R, n) of start points, got shape {array.shape}"
-        )
+        raise ValueError(f"starts must be a 2-D array (R, n) of start points, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError("starts must be finite (no NaN or inf)")
     return array
