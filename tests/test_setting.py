@@ -214,3 +214,45 @@ def test_setting_is_immutable():
         setting.m = 5
     with pytest.raises(ValueError):
         setting.bias[0] = 1.0
+
+
+ROUND_TRIP_SETTINGS = [
+    dict(p=4, d=4, m=4, encoder="symrelu", bias=-0.3, constraint="unit_rows", loss="spectral"),
+    dict(p=5, d=3, m=2, dictionary=("random", 3), latent=("fixed_count", 2, 1), noise=0.1, loss="ncl_squared"),
+    dict(p=3, d=3, m=2, latent=("bernoulli", 0.5), augmentation="complementary_mask", loss="infonce",
+         temperature=0.2, encoder="symrelu", bias="trainable", expectation=("sample_average", 10, 1)),
+    dict(p=3, d=3, m=3, latent=("one_hot", "positive"), loss="ncl_predictor", normalize=False,
+         predictor_constraint="unit_rows", encoder="symrelu", bias=[0.1, -0.2, 0.0], max_support_size=500),
+    dict(p=3, d=2, m=2, dictionary=np.linalg.qr(np.random.default_rng(0).standard_normal((3, 2)))[0],
+         loss="ncl_cosine", tied=True, encoder="symrelu", bias=-0.1, expectation=("sample_average", 5, 0)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("keywords", ROUND_TRIP_SETTINGS)
+def test_setting_round_trips_through_json(keywords):
+    import json
+
+    setting = Setting(**keywords)
+    record = json.loads(json.dumps(setting.to_dict()))
+    rebuilt = Setting.from_dict(record)
+    assert rebuilt == setting
+    assert rebuilt.to_dict() == setting.to_dict() and rebuilt.describe() == setting.describe()
+    np.testing.assert_array_equal(rebuilt.dictionary_matrix(), setting.dictionary_matrix())
+
+
+def test_to_dict_records_every_field_of_the_setting():
+    import dataclasses
+
+    setting = Setting(**ROUND_TRIP_SETTINGS[0])
+    assert set(setting.to_dict()) == {field.name for field in dataclasses.fields(Setting)}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"p": 5, "d": 5}, {"m": 3}, {"bias": -0.2}, {"constraint": "none"}, {"loss": "infonce"},
+     {"augmentation": ("independent_mask", 0.25)}, {"latent": ("one_hot", "positive")}, {"max_support_size": 99}],
+)  # fmt: skip
+def test_settings_that_differ_are_not_equal(change):
+    base = Setting(**ROUND_TRIP_SETTINGS[0])
+    other = Setting(**{**ROUND_TRIP_SETTINGS[0], **change})
+    assert other != base and other.to_dict() != base.to_dict()

@@ -33,6 +33,10 @@ class IndependentMask:
     q: float
     name = "independent_mask"
 
+    def short_form(self) -> list:
+        """The JSON-ready short form ``["independent_mask", q]``."""
+        return ["independent_mask", self.q]
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "q", check.real("q", self.q, low=0.0, high=1.0, high_open=True))
 
@@ -89,6 +93,10 @@ class ComplementaryMask:
 
     name = "complementary_mask"
 
+    def short_form(self) -> str:
+        """The JSON-ready short form that :func:`parse_augmentation` turns back into this object."""
+        return "complementary_mask"
+
     def view_moments(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(E[x1 x1^T], E[x1 x2^T], E[x2 x2^T]) from Sigma = E[x x^T]."""
         diagonal = np.diag(np.diag(sigma))
@@ -124,6 +132,8 @@ def parse_augmentation(value: object) -> Augmentation:
     """Turn ``("independent_mask", q)``, ``"complementary_mask"`` or an object into an object."""
     if isinstance(value, (IndependentMask, ComplementaryMask)):
         return value
+    if isinstance(value, list) and value and isinstance(value[0], str):  # a short form read from JSON
+        value = tuple(value)
     name, args = check.short_form(
         "augmentation", value, ("independent_mask", "complementary_mask"), "an augmentation object"
     )

@@ -31,6 +31,10 @@ class IdentityDictionary:
         """Whether M is exactly the identity (it is)."""
         return True
 
+    def short_form(self) -> str:
+        """The JSON-ready short form that :func:`parse_dictionary` turns back into this object."""
+        return "identity"
+
 
 @dataclass(frozen=True)
 class RandomDictionary:
@@ -55,6 +59,10 @@ class RandomDictionary:
     def is_identity(self, p: int, d: int) -> bool:
         """Whether M equals the identity (never assumed for a random draw)."""
         return False
+
+    def short_form(self) -> list:
+        """The JSON-ready short form ``["random", seed]`` (:func:`parse_dictionary` reads it back)."""
+        return ["random", self.seed]
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +99,10 @@ class GivenDictionary:
         """Whether the matrix is the identity to within ``ORTHONORMALITY_TOLERANCE``."""
         return p == d and bool(np.abs(self.array - np.eye(p)).max() <= ORTHONORMALITY_TOLERANCE)
 
+    def short_form(self) -> list:
+        """The matrix as nested lists of floats (:func:`parse_dictionary` reads it back exactly)."""
+        return self.array.tolist()
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, GivenDictionary) and np.array_equal(self.array, other.array)
 
@@ -105,6 +117,8 @@ def parse_dictionary(value: object) -> Dictionary:
     """Turn a short form (``"identity"``, ``("random", seed)``, an array) into an object."""
     if isinstance(value, (IdentityDictionary, RandomDictionary, GivenDictionary)):
         return value
+    if isinstance(value, list) and value and isinstance(value[0], str):  # a short form read from JSON
+        value = tuple(value)
     if isinstance(value, str) or (isinstance(value, tuple) and value and isinstance(value[0], str)):
         name, args = check.short_form("dictionary", value, ("identity", "random"), "a p x d array")
         if name == "identity" and not args:

@@ -33,6 +33,10 @@ class OneHot:
     positive: bool = False
     name = "one_hot"
 
+    def short_form(self) -> str | list:
+        """The JSON-ready short form that :func:`parse_latent` turns back into this object."""
+        return ["one_hot", "positive"] if self.positive else "one_hot"
+
     def validate(self, d: int) -> None:
         """Every d >= 1 is allowed."""
 
@@ -72,6 +76,10 @@ class FixedCount:
     k: int
     k_neg: int = 0
     name = "fixed_count"
+
+    def short_form(self) -> list:
+        """The JSON-ready short form ``["fixed_count", k, k_neg]``."""
+        return ["fixed_count", self.k, self.k_neg]
 
     def __post_init__(self) -> None:
         k = check.integer("k", self.k, minimum=1)
@@ -141,6 +149,10 @@ class Bernoulli:
     prob: float
     name = "bernoulli"
 
+    def short_form(self) -> list:
+        """The JSON-ready short form ``["bernoulli", prob]``."""
+        return ["bernoulli", self.prob]
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "prob", check.real("prob", self.prob, low=0.0, high=1.0, low_open=True))
 
@@ -188,6 +200,8 @@ def parse_latent(value: object) -> Latent:
     """
     if isinstance(value, (OneHot, FixedCount, Bernoulli)):
         return value
+    if isinstance(value, list) and value and isinstance(value[0], str):  # a short form read from JSON
+        value = tuple(value)
     name, args = check.short_form("latent", value, ("one_hot", "fixed_count", "bernoulli"), "a latent object")
     if name == "one_hot":
         if args not in ((), ("positive",), ("signed",)):

@@ -7,6 +7,7 @@ evaluators or solvers.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -345,6 +346,53 @@ class Setting:
     def empirical(self) -> bool:
         """Whether expectations are sample averages (never population values)."""
         return isinstance(self.expectation, SampleAverage)
+
+    def to_dict(self) -> dict:
+        """The setting as JSON-ready data; :meth:`from_dict` rebuilds an equal setting.
+
+        Every component is stored in the short form ``Setting`` accepts (arrays as nested
+        lists, tuples as lists); the expectation mode as resolved (``"closed_form"``,
+        ``"exact_enumeration"`` or ``["sample_average", n, seed]``).
+        """
+        expectation = self.expectation
+        return {
+            "p": self.p,
+            "d": self.d,
+            "m": self.m,
+            "loss": self.loss.name,
+            "temperature": self.temperature,
+            "tied": None if self.tied is None else bool(self.tied),
+            "normalize": None if self.normalize is None else bool(self.normalize),
+            "predictor_constraint": self.predictor_constraint,
+            "dictionary": self.dictionary.short_form(),
+            "latent": self.latent.short_form(),
+            "noise": self.noise,
+            "augmentation": self.augmentation.short_form(),
+            "encoder": self.encoder,
+            "bias": self.bias.tolist() if isinstance(self.bias, np.ndarray) else self.bias,
+            "constraint": self.constraint,
+            "expectation": (
+                ["sample_average", expectation.n, expectation.seed]
+                if isinstance(expectation, SampleAverage)
+                else expectation.name
+            ),
+            "max_support_size": self.max_support_size,
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Setting:
+        """The setting that :meth:`to_dict` described (validated like any other)."""
+        record = dict(record)
+        expectation = record.get("expectation", "auto")
+        if isinstance(expectation, list):
+            record["expectation"] = tuple(expectation)
+        return cls(**record)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Setting) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
 
     def describe(self) -> str:
         """A one-line human-readable summary, with the expectation mode."""
