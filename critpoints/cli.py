@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from critpoints.model.setting import CONSTRAINTS, ENCODERS, LOSSES, PREDICTOR_CONSTRAINTS, Setting
 
@@ -37,7 +38,7 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (with a pointer to --help) and exit 2."""
 
-    def error(self, message: str) -> None:  # noqa: D102 (argparse API)
+    def error(self, message: str) -> NoReturn:  # noqa: D102 (argparse API)
         raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
 
 
@@ -222,7 +223,7 @@ def _demo(args: argparse.Namespace, setting: None = None) -> int:
 
     began = time.perf_counter()
     for loss in ("spectral", "ncl_cosine"):
-        setting = Setting(
+        demo = Setting(
             p=3,
             d=3,
             m=3,
@@ -234,11 +235,11 @@ def _demo(args: argparse.Namespace, setting: None = None) -> int:
             constraint="unit_rows",
         )
         table = enumerate_critical_points(
-            setting, n_restarts=args.restarts, seed=0, executor=InProcessExecutor(), progress=False
+            demo, n_restarts=args.restarts, seed=0, executor=InProcessExecutor(), progress=False
         )
         print(table)
         print()
-        print(run_dynamics(setting, n_starts=args.starts, seed=0, lr=0.05, max_steps=5000, critical_points=table))
+        print(run_dynamics(demo, n_starts=args.starts, seed=0, lr=0.05, max_steps=5000, critical_points=table))
         print()
     print(f"demo finished in {time.perf_counter() - began:.1f} s")
     return 0

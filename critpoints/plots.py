@@ -159,7 +159,7 @@ def index_vs_loss(result: CriticalPointSet, path: str | Path) -> Path:
 
 
 def basin_curves(
-    x: Sequence[float],
+    x: Sequence[float] | np.ndarray,
     curves: dict[str, Sequence[BasinFraction]],
     path: str | Path,
     *,
@@ -212,8 +212,8 @@ def alignment_histogram(result: DynamicsResult, path: str | Path, tau_good: floa
     bins = np.linspace(0.0, 1.0, 41)
     initial = [t.initial_alignment.min() for t in result.trajectories]
     final = [t.alignment.min() for t in result.trajectories]
-    axis.hist(initial, bins=bins, alpha=0.5, label="start", color="tab:blue")
-    axis.hist(final, bins=bins, alpha=0.5, label="end", color="tab:orange")
+    axis.hist(initial, bins=bins.tolist(), alpha=0.5, label="start", color="tab:blue")
+    axis.hist(final, bins=bins.tolist(), alpha=0.5, label="end", color="tab:orange")
     threshold = tau_good if tau_good is not None else result.metadata.get("tau_good")
     if threshold is not None:
         axis.axvline(threshold, color="k", linestyle="--", linewidth=0.8, label=f"tau_good = {threshold:g}")

@@ -385,7 +385,10 @@ def prove_good_fraction(d: int = 3, tau_good=sp.Rational(95, 100)) -> dict:
 
 
 def good_probability(d: int, tau_good: float) -> float:
-    """d! P(|u_1| >= tau_good)^d for u uniform on S^(d-1) (needs tau_good > 1/sqrt(2)); see :func:`prove_good_fraction`."""
+    """d! P(|u_1| >= tau_good)^d for u uniform on S^(d-1) (needs tau_good > 1/sqrt(2)).
+
+    See :func:`prove_good_fraction`.
+    """
     if tau_good <= 1 / math.sqrt(2):
         raise ValueError("the formula needs tau_good > 1/sqrt(2) (a row aligned with at most one atom)")
     return float(sp.factorial(d) * sphere_coordinate_tail(d, sp.nsimplify(tau_good)) ** d)

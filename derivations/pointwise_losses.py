@@ -536,7 +536,8 @@ def _emit_table() -> str:
     lines = [
         "@njit(cache=True)",
         "def derivative_table(kind, A, B, C, inv_norm_r, inv_norm_c, inv_tau, shift, out):",
-        f'    """out[n] = kernel(A[n], B[n], C[n], inv_norm_r[n], inv_norm_c[n], inv_tau, shift[n]) for kind in {kinds}."""',
+        f'    """out[n] = kernel(A[n], B[n], C[n], inv_norm_r[n], inv_norm_c[n], inv_tau, shift[n]) '
+        f'for kind in {kinds}."""',
         f"    if kind < 0 or kind > {max(loss.kind for loss in POINTWISE_LOSSES)}:",
         '        raise ValueError("unknown pointwise loss kind")',
         "    for n in range(A.shape[0]):",

@@ -83,7 +83,8 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     print(
-        f"{'critpoints (Newton)':<28} {args.restarts:>8} {engine_seconds:>8.2f} {args.restarts / engine_seconds:>11.1f} "
+        f"{'critpoints (Newton)':<28} {args.restarts:>8} {engine_seconds:>8.2f} "
+        f"{args.restarts / engine_seconds:>11.1f} "
         f"{engine_converged:>10} {engine_converged / engine_seconds:>12.1f} {len(result):>7}"
     )
     print(
@@ -92,7 +93,8 @@ def main() -> None:
         f"{one_process.status_counts['converged'] / one_process_seconds:>12.1f} {len(one_process):>7}"
     )
     print(
-        f"{'scipy.optimize.root (hybr)':<28} {len(starts):>8} {scipy_seconds:>8.2f} {len(starts) / scipy_seconds:>11.1f} "
+        f"{'scipy.optimize.root (hybr)':<28} {len(starts):>8} {scipy_seconds:>8.2f} "
+        f"{len(starts) / scipy_seconds:>11.1f} "
         f"{scipy_converged:>10} {scipy_converged / scipy_seconds:>12.1f} {scipy_orbits:>7}"
     )
     ratio = (args.restarts / engine_seconds) / (len(starts) / scipy_seconds)

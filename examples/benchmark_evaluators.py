@@ -88,7 +88,6 @@ def _normalised(rows):
 def measure_autograd(loss: critpoints.PopulationLoss) -> Callable:
     """ncl_cosine (untied) or infonce with a trainable-bias symrelu over the loss's finite measure."""
     measure, layout, setting = loss.measure, loss.layout, loss.setting
-    m, p = setting.m, setting.p
 
     def block(theta, name):
         piece = theta[layout.slice(name)]

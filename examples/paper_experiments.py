@@ -4,7 +4,7 @@ Run from the repository root::
 
     python examples/paper_experiments.py                          # --quick: E1..E4 at reduced sizes
     python examples/paper_experiments.py --experiments E1         # E1 only (under a minute on 2 cores)
-    python examples/paper_experiments.py --full --experiments E1  # the paper's sizes (hours: derivations/experiments.md)
+    python examples/paper_experiments.py --full --experiments E1  # paper's sizes: hours (derivations/experiments.md)
     python examples/paper_experiments.py --plot plots/            # also one PNG per experiment and mode
 
 Each experiment is run twice: as minibatch SGD on n sampled inputs with the paper's

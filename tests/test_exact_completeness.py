@@ -73,8 +73,7 @@ def test_engine_recovers_every_real_orbit_and_nothing_else(case):
         assert (point.kind, point.nullity) == (orbit.kind, 0)
         assert point.smallest_eigenvalue == pytest.approx(orbit.eigenvalues[0], rel=1e-6, abs=1e-9)
         assert point.largest_eigenvalue == pytest.approx(orbit.eigenvalues[-1], rel=1e-6, abs=1e-9)
-        if not fixed_by_rotations(setting, orbit):  # see test_index_at_the_fixed_point_of_the_rotations
-            assert point.index == orbit.index
+        assert point.index == orbit.index  # W = 0 too: see test_index_at_the_fixed_point_of_the_rotations
     assert len(found) == len(landscape.orbits)  # one entry per orbit: no orbit reported twice
 
 

@@ -96,7 +96,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
@@ -566,7 +566,7 @@ class _MeasureModel:
         fixed = np.zeros(self.m) if self.trainable or setting.encoder == "linear" else np.asarray(setting.bias, float)
         self.fixed_bias = fixed
         self.identity = np.zeros(self.m, bool) if self.trainable else (setting.encoder == "linear") | (fixed == 0.0)
-        self.inv_tau = 1 / _ball(spec.temperature) if spec.name == "infonce" else _ball(1.0)
+        self.inv_tau = 1 / _ball(cast(float, spec.temperature)) if spec.name == "infonce" else _ball(1.0)
         self.couplings, self.partitions = self._terms(spec, law)
         every = self._all_couplings()
         self.keys = sorted({c.row for c in every} | {c.col for c in every})
@@ -665,9 +665,9 @@ class _MeasureModel:
         flint = require_flint()
         m, n = self.m, self.n
         value = _ball(0.0)
-        grads = defaultdict(lambda: flint.arb_mat(m, 1))
-        selfs = defaultdict(lambda: flint.arb_mat(m, m))
-        crosses = defaultdict(lambda: flint.arb_mat(m, n))
+        grads: defaultdict[Any, Any] = defaultdict(lambda: flint.arb_mat(m, 1))
+        selfs: defaultdict[Any, Any] = defaultdict(lambda: flint.arb_mat(m, m))
+        crosses: defaultdict[Any, Any] = defaultdict(lambda: flint.arb_mat(m, n))
         zero = _ball(0.0)
         for coupling in couplings:
             (r, _), (c, U_c) = reps[coupling.row], reps[coupling.col]

@@ -41,6 +41,7 @@ import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -439,7 +440,7 @@ def _sgd_group(runs: list[tuple[int, Cell, int]], budget: Budget, dtype=np.float
 def population_setting(cell: Cell, seed: int, samples: int) -> Setting:
     """The Setting of a cell with E[.] over a fixed sample of ``samples`` draws (seeded)."""
     loss = {"CL": "infonce", "NCL": "ncl_cosine", "NCL+pred": "ncl_predictor"}[cell.method]
-    options = {"temperature": cell.temperature} if loss == "infonce" else {}
+    options: dict[str, Any] = {"temperature": cell.temperature} if loss == "infonce" else {}
     return Setting(
         p=cell.p,
         d=cell.d,
@@ -602,7 +603,7 @@ def run_experiment(
     for mode in modes:
         if mode not in ("sgd", "population"):
             raise ValueError(f"mode must be 'sgd' or 'population', got {mode!r}")
-    tasks = []
+    tasks: list[tuple[str, Any]] = []
     if "sgd" in modes:
         groups: dict[tuple, list] = {}
         for cell in chosen:

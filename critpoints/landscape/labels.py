@@ -15,6 +15,7 @@ that of a one-sided piece).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def encode(setting: Setting, params: dict[str, np.ndarray], inputs: np.ndarray, 
     if setting.encoder == "linear":
         return pre_activation
     bias_name = "b" if branch == "W" else "b_t"
-    bias = params[bias_name] if setting.trainable_bias else setting.bias
+    bias = params[bias_name] if setting.trainable_bias else cast(np.ndarray, setting.bias)
     return symrelu(pre_activation, bias)
 
 
@@ -120,7 +121,7 @@ def label_point(
     if setting.encoder == "symrelu" and views is not None:
         for branch, bias_name in (("W", "b"), ("W_t", "b_t")):
             if branch in params:
-                bias = np.abs(params[bias_name] if setting.trainable_bias else setting.bias)
+                bias = np.abs(params[bias_name] if setting.trainable_bias else cast(np.ndarray, setting.bias))
                 pre = np.abs(views @ params[branch].T)
                 on_kink = np.abs(pre - bias) <= tolerance * np.maximum(1.0, bias)
                 nonsmooth |= bool(np.any(on_kink & (bias > 0)))  # sigma_0 is the identity: no kink

@@ -135,13 +135,15 @@ def orbit_key(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     sign_choices = (
         [np.array(s) for s in itertools.product((1.0, -1.0), repeat=p)] if group.input_sign_flips else [np.ones(p)]
     )
-    best, best_rounded = None, None
+    best: np.ndarray | None = None
+    best_rounded = None
     for permutation in candidates:
         for signs in sign_choices:
             key = _neuron_key(group, group.act_on_inputs(theta, permutation, signs))
             rounded = tuple(np.round(key / ROUNDING).astype(np.int64))
             if best_rounded is None or rounded < best_rounded:
                 best, best_rounded = key, rounded
+    assert best is not None  # candidates is never empty
     return best
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -288,7 +289,7 @@ class CriticalPointSet:
         )
 
 
-_CSV_TYPES = {
+_CSV_TYPES: dict[str, Callable[[str], Any]] = {
     "loss": float,
     "grad_norm": float,
     "index": int,

@@ -130,6 +130,7 @@ class BatchedLoss:
         self.symrelu = setting.encoder == "symrelu"
         self.trainable_bias = setting.trainable_bias
         m = setting.m
+        self.fixed_bias: np.ndarray | None
         if self.symrelu and not self.trainable_bias:
             bias = np.zeros(m) if setting.bias is None else np.asarray(setting.bias, dtype=float)
             self.fixed_bias = np.broadcast_to(bias, (m,)).copy()
@@ -175,6 +176,7 @@ class BatchedLoss:
             return None
         if self.trainable_bias:
             return blocks[name]
+        assert self.fixed_bias is not None  # a fixed symrelu bias
         return np.broadcast_to(self.fixed_bias, (count, self.fixed_bias.shape[0]))
 
     # -- the encoder ----------------------------------------------------------------
@@ -185,6 +187,7 @@ class BatchedLoss:
         pre = (points @ weights.reshape(count * m, p).T).reshape(points.shape[0], count, m).transpose(1, 0, 2)
         if not self.symrelu:
             return _Encoded(pre, None, None)
+        assert bias is not None  # every symrelu encoder has one
         up = pre + bias[:, None, :]
         down = bias[:, None, :] - pre
         rep = np.maximum(up, 0.0) - np.maximum(down, 0.0)  # zero on a zero view whatever b is

@@ -25,7 +25,9 @@ numba kernels in :mod:`critpoints.losses._generated.closed_form_kernels`, genera
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from numbers import Integral
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -116,6 +118,17 @@ class ClosedFormEvaluator:
     """
 
     expectation: str = "closed_form"
+    family: str
+    m: int
+    p: int
+    n_params: int
+    C11: np.ndarray
+    C12: np.ndarray
+    C22: np.ndarray
+    Cneg: np.ndarray
+    _value: Callable[..., Any]
+    _gradient: Callable[..., Any]
+    _hessian: Callable[..., Any]
 
     def __init__(
         self,

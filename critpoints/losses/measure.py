@@ -185,9 +185,7 @@ class Couplings(NamedTuple):
     col_order: np.ndarray
 
     @classmethod
-    def from_lists(
-        cls, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray, n_rows: int, n_cols: int
-    ) -> Couplings:
+    def from_lists(cls, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray, n_rows: int, n_cols: int) -> Couplings:
         """Merge repeated (row, col) couplings (adding weights), drop zero weights, sort."""
         keep = weight > 0
         key = rows[keep].astype(np.int64) * n_cols + cols[keep].astype(np.int64)
@@ -1344,12 +1342,12 @@ def _validated_measure(measure: FiniteMeasure) -> tuple[FiniteMeasure, int]:
     for name in ("x2", "anchor", "negative"):
         if fields[name].shape[1] != p:
             raise ValueError(f"measure.{name} has {fields[name].shape[1]} columns; expected p = {p} like measure.x1")
-    for name, points in (("pair_weight", "x1"), ("anchor_weight", "anchor"), ("negative_weight", "negative")):
+    for name, owner in (("pair_weight", "x1"), ("anchor_weight", "anchor"), ("negative_weight", "negative")):
         weight = np.asarray(getattr(measure, name), dtype=float)
-        if weight.shape != (len(fields[points]),) or not np.all(np.isfinite(weight)) or np.any(weight < 0):
+        if weight.shape != (len(fields[owner]),) or not np.all(np.isfinite(weight)) or np.any(weight < 0):
             raise ValueError(
                 f"measure.{name} has shape {weight.shape} (min {weight.min() if weight.size else None}); "
-                f"expected {len(fields[points])} finite non-negative weights"
+                f"expected {len(fields[owner])} finite non-negative weights"
             )
         fields[name] = weight
     if fields["x2"].shape != fields["x1"].shape:
@@ -1641,6 +1639,7 @@ class MeasureEvaluator:
     def _infonce_repulsion(self, acc: Accumulator, encoded: list, order: int) -> None:
         """sum_a wa log sum_j wn_j exp(cos(f_a, f_j)/tau) (:func:`infonce_repulsion`)."""
         support, pool = self._support, self._pool
+        assert pool is not None  # built for infonce
         rep, jac = encoded[0]
         acc.value += infonce_repulsion(
             1.0 / self.temperature,
@@ -1756,6 +1755,8 @@ class MeasureEvaluator:
         last = self._n_evaluated_encoders - 1
         if self.family == "ncl_predictor":
             online, target = self._accumulator(order), self._accumulator(order)
+            # built for ncl_predictor
+            assert predictor is not None and self._predictor_slots is not None and self._reversed_pairs is not None
             first_slots, second_slots = self._predictor_slots
             self._predictor_objective(
                 online, encoded, 0, last, predictor, support.pairs, support.first, support.second, first_slots, order

@@ -37,11 +37,9 @@ class ParameterLayout:
     shapes: dict
 
     @classmethod
-    def for_model(
-        cls, *, m: int, p: int, two_encoders: bool, trainable_bias: bool, predictor: bool
-    ) -> ParameterLayout:
+    def for_model(cls, *, m: int, p: int, two_encoders: bool, trainable_bias: bool, predictor: bool) -> ParameterLayout:
         """The layout of a model with the given parts."""
-        shapes = {"W": (m, p)}
+        shapes: dict[str, tuple[int, ...]] = {"W": (m, p)}
         if two_encoders:
             shapes["W_t"] = (m, p)
         if trainable_bias:
@@ -107,7 +105,8 @@ class ParameterLayout:
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape != (self.size,):
             raise ValueError(
-                f"{name} must be a vector of length {self.size} (blocks {', '.join(self.names)}), got shape {theta.shape}"
+                f"{name} must be a vector of length {self.size} (blocks {', '.join(self.names)}), "
+                f"got shape {theta.shape}"
             )
         if not np.all(np.isfinite(theta)):
             raise ValueError(f"{name} must have finite entries (no NaN or inf)")

@@ -99,7 +99,7 @@ class PopulationLoss:
             return ClosedFormEvaluator(
                 setting.loss.name, moments.x1x1, moments.x1x2, moments.x2x2, moments.x2x2, setting.m
             )
-        fixed = None if setting.trainable_bias or setting.bias is None else (setting.bias, setting.bias)
+        fixed = (setting.bias, setting.bias) if isinstance(setting.bias, np.ndarray) else None  # a fixed symrelu bias
         loss = setting.loss
         return MeasureEvaluator(
             loss.name,

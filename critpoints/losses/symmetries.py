@@ -28,6 +28,7 @@ points; ``generators`` returns them as tangent vectors at theta.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -192,6 +193,7 @@ def rotation_generators(theta: np.ndarray, m: int, blocks: int) -> np.ndarray:
 def setting_symmetries(setting, layout: ParameterLayout) -> SymmetryGroup:
     """The symmetry group of a setting's loss (see the module docstring for the rules)."""
     fixed_bias = setting.bias if isinstance(setting.bias, np.ndarray) else None
+    permutable: tuple[tuple[Any, ...], ...]  # neuron indices (numpy integers for a fixed bias)
     if fixed_bias is None:
         permutable = (tuple(range(setting.m)),)
     else:

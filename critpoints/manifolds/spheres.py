@@ -74,7 +74,7 @@ class SphereBlock(NamedTuple):
 class _Bucket(NamedTuple):
     """All spheres of one size ``k``, stacked so that they are processed together."""
 
-    index: np.ndarray  # (G, k): coordinates of each sphere in theta
+    index: np.ndarray  # type: ignore[assignment]  # (G, k): coordinates of each sphere in theta (shadows tuple.index)
     columns: np.ndarray  # (G, k - 1): columns of each sphere in the tangent basis
 
 
@@ -117,6 +117,11 @@ class SphereProduct:
     """
 
     __slots__ = ("_n", "_spheres", "_free", "_buckets", "_dim")
+    _n: int
+    _spheres: tuple[np.ndarray, ...]
+    _free: np.ndarray
+    _buckets: tuple[_Bucket, ...]
+    _dim: int
 
     def __init__(self, n: int, spheres: Sequence[ArrayLike]) -> None:
         n = check.integer("n", n, minimum=0)
@@ -127,10 +132,10 @@ class SphereProduct:
         for position, group in enumerate(groups):
             taken = owner[group] >= 0
             if np.any(taken):
-                index = int(group[np.argmax(taken)])
+                duplicate = int(group[np.argmax(taken)])
                 raise ValueError(
-                    f"spheres must be disjoint index groups: index {index} appears in "
-                    f"spheres[{int(owner[index])}] and spheres[{position}]={group.tolist()}"
+                    f"spheres must be disjoint index groups: index {duplicate} appears in "
+                    f"spheres[{int(owner[duplicate])}] and spheres[{position}]={group.tolist()}"
                 )
             owner[group] = position
 

@@ -59,8 +59,9 @@ class IndependentMask:
         """The law of (D1, D2) on k coordinates: multipliers (T, k), (T, k) and probabilities (T,)
         (``Fraction`` objects if ``exact``)."""
         single, single_weight = self.single_patterns(k, exact)
-        first, second = np.meshgrid(np.arange(len(single)), np.arange(len(single)), indexing="ij")
-        first, second = first.ravel(), second.ravel()
+        first, second = (
+            grid.ravel() for grid in np.meshgrid(np.arange(len(single)), np.arange(len(single)), indexing="ij")
+        )
         return single[first], single[second], single_weight[first] * single_weight[second]
 
     def single_patterns(self, k: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -129,7 +130,7 @@ def parse_dictionary(value: object) -> Dictionary:
             raise ValueError("dictionary='random' needs a seed: pass dictionary=('random', seed)")
         raise ValueError(f"dictionary must be 'identity' or ('random', seed), got {value!r}")
     if isinstance(value, (np.ndarray, list, tuple)):
-        return GivenDictionary(value)
+        return GivenDictionary(cast(np.ndarray, value))  # converted and checked in __post_init__
     raise TypeError(
         f"dictionary must be 'identity', ('random', seed), a p x d array or a dictionary object, got {value!r}"
     )

@@ -110,14 +110,14 @@ class FixedCount:
 
     def support(self, d: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """All C(d, k) C(k, k_neg) codes, equally likely (``Fraction`` weights if ``exact``)."""
-        values = []
+        codes = []
         for positions in itertools.combinations(range(d), self.k):
             for negatives in itertools.combinations(positions, self.k_neg):
                 z = np.zeros(d)
                 z[list(positions)] = 1.0
                 z[list(negatives)] = -1.0
-                values.append(z)
-        values = np.array(values)
+                codes.append(z)
+        values = np.array(codes)
         return values, _uniform_weights(len(values), exact)
 
     def support_counts(self, d: int) -> dict[int, int]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from critpoints import _validation as check
-from critpoints.model.augmentation import parse_augmentation
-from critpoints.model.dictionary import GivenDictionary, parse_dictionary
-from critpoints.model.latent import parse_latent
+from critpoints.model.augmentation import Augmentation, parse_augmentation
+from critpoints.model.dictionary import Dictionary, GivenDictionary, parse_dictionary
+from critpoints.model.latent import Latent, parse_latent
 
 ENCODERS = ("linear", "symrelu")
 CONSTRAINTS = ("none", "unit_rows", "unit_columns")
@@ -187,23 +188,49 @@ class Setting:
         Largest number of (z, D1, D2) patterns an exact enumeration may visit.
     """
 
+    # The attributes hold the parsed objects; the constructor takes the short forms (the
+    # signature below, for type checkers; at run time the dataclass's own __init__).
     p: int
     d: int
     m: int
-    loss: str | LossSpec
-    dictionary: object = "identity"
-    latent: object = "one_hot"
+    loss: LossSpec
+    dictionary: Dictionary = "identity"  # type: ignore[assignment]
+    latent: Latent = "one_hot"  # type: ignore[assignment]
     noise: float = 0.0
-    augmentation: object = ("independent_mask", 0.5)
+    augmentation: Augmentation = ("independent_mask", 0.5)  # type: ignore[assignment]
     encoder: str = "linear"
-    bias: object = None
+    bias: np.ndarray | str | None = None
     constraint: str = "none"
-    expectation: object = "auto"
+    expectation: Expectation = "auto"  # type: ignore[assignment]
     temperature: float | None = field(default=None, repr=False)
     tied: bool | None = field(default=None, repr=False)
     normalize: bool | None = field(default=None, repr=False)
     predictor_constraint: str | None = field(default=None, repr=False)
     max_support_size: int = field(default=DEFAULT_MAX_SUPPORT_SIZE, repr=False)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            p: int,
+            d: int,
+            m: int,
+            loss: str | LossSpec,
+            dictionary: object = "identity",
+            latent: object = "one_hot",
+            noise: float = 0.0,
+            augmentation: object = ("independent_mask", 0.5),
+            encoder: str = "linear",
+            bias: object = None,
+            constraint: str = "none",
+            expectation: object = "auto",
+            temperature: float | None = None,
+            tied: bool | None = None,
+            normalize: bool | None = None,
+            predictor_constraint: str | None = None,
+            max_support_size: int = DEFAULT_MAX_SUPPORT_SIZE,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         store = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -247,7 +274,7 @@ class Setting:
 
     # -- parsing helpers --------------------------------------------------------------
 
-    def _parse_bias(self, bias: object) -> np.ndarray | str | None:
+    def _parse_bias(self, bias: Any) -> np.ndarray | str | None:
         if self.encoder == "linear":
             if bias is not None:
                 raise ValueError(

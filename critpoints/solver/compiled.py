@@ -116,7 +116,7 @@ def refresh_binding_cache(binding: Any, modules: Iterable[ModuleType]) -> None:
     flushed, and the binding compiles anew at its first call. Without a file-based cache
     (numba's ``_cache`` attribute, not a public interface) nothing is done.
     """
-    cache = getattr(binding, "_cache", None)
+    cache: Any = getattr(binding, "_cache", None)
     directory = getattr(cache, "cache_path", None)
     if directory is None or not hasattr(cache, "flush"):
         return

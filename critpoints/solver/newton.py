@@ -20,9 +20,10 @@ At the iterate ``theta`` with orthonormal tangent basis ``B`` (``n x dim``):
 2. quotient: if the system names null directions ``N`` (generators of continuous
    symmetries, whose orbits make ``A`` singular at every solution), the quotient Jacobian
    ``A_q = A + c N N^T`` (:func:`_lift_null_directions`), whose solve steps orthogonally to
-   the orbits (exactly for gradient systems; for fields near a zero); ``A_q = A`` otherwise. Steps along an orbit do not reduce the residual, and
-   near a solution ``A`` has eigenvalues of the size of the residual in those directions:
-   inverting them gave long, curved steps that the line search cut, and runs that crept;
+   the orbits (exactly for gradient systems; for fields near a zero); ``A_q = A`` otherwise.
+   Steps along an orbit do not reduce the residual, and near a solution ``A`` has
+   eigenvalues of the size of the residual in those directions: inverting them gave long,
+   curved steps that the line search cut, and runs that crept;
 3. Newton step ``s = -A_q^{-1} rho`` by LU when ``A_q`` is well conditioned (reciprocal
    condition estimate at least ``direct_rcond``); otherwise the minimal-norm least-squares
    solution, through an eigendecomposition (symmetric ``A_q``, gradient systems) or an SVD
@@ -58,7 +59,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.linalg
@@ -288,9 +289,9 @@ class NewtonOptions:
     descent_iterations: int = 0
 
     def __post_init__(self) -> None:
-        positive = dict(low=0.0, low_open=True)
-        open_unit = dict(low=0.0, high=1.0, low_open=True, high_open=True)
-        reals = {
+        positive: dict[str, Any] = dict(low=0.0, low_open=True)
+        open_unit: dict[str, Any] = dict(low=0.0, high=1.0, low_open=True, high_open=True)
+        reals: dict[str, dict[str, Any]] = {
             "tol": positive,
             "flat_tol": positive,
             "divergence_radius": positive,
@@ -538,6 +539,7 @@ class _Solver:
     def deflation_factor(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``log mu(theta)`` and its gradient for the known solutions of this run."""
         options = self.options
+        assert self.deflation is not None  # called only when deflating
         return deflation_log_factor(theta, self.deflation, options.deflation_power, options.deflation_shift)
 
     def linearise(self, point: _Point) -> _Linearisation | None:
