@@ -1,0 +1,106 @@
+"""The stationary points of one setting known so far, matched by symmetry orbit.
+
+A new point is the same as a known one when it lies on the same symmetry orbit (the orbit keys
+of critpoints.landscape.orbits agree), looked up among the known points of about the same
+loss. A flat set of minima (role ``manifold``: index 0 with zero eigenvalues that no symmetry
+explains) is wider than one orbit: a new degenerate point also joins a known manifold at the
+same loss when the loss stays at that level, to ``flat_tolerance``, along the geodesic from
+the manifold's representative to the nearest image of the point
+(critpoints.landscape.alignment) — both then lie on one connected flat set. Points of other
+flat sets, or of one flat set not joined by such a segment, stay separate manifolds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from critpoints.landscape.alignment import nearest_image
+from critpoints.landscape.connections import geodesic
+from critpoints.landscape.orbits import orbit_key, same_orbit
+from critpoints.losses.population_loss import PopulationLoss
+
+__all__ = ["Catalogue"]
+
+#: Known points whose loss differs by more than this (relative to max(1, |L|)) are not compared.
+LOSS_WINDOW = 1e-7
+
+#: Points on the segment tested for flatness between two points of a manifold.
+FLAT_SEGMENT_POINTS = 17
+
+
+class Catalogue:
+    """Known points of one setting: id, role, representative, loss and (lazily) orbit key.
+
+    Parameters
+    ----------
+    loss : PopulationLoss
+    orbit_tolerance : float
+        Relative tolerance of :func:`~critpoints.landscape.orbits.same_orbit`.
+    flat_tolerance : float
+        Largest rise of L along a segment, relative to max(1, |L|), that still counts as flat.
+    """
+
+    def __init__(self, loss: PopulationLoss, orbit_tolerance: float = 1e-6, flat_tolerance: float = 1e-9) -> None:
+        self.loss = loss
+        self.orbit_tolerance = orbit_tolerance
+        self.flat_tolerance = flat_tolerance
+        self.ids: list[int] = []
+        self.roles: list[str] = []
+        self.thetas: list[np.ndarray] = []
+        self.values: list[float] = []
+        self._keys: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, point_id: int, role: str, theta: np.ndarray, value: float) -> None:
+        """Register a stored point."""
+        self.ids.append(int(point_id))
+        self.roles.append(role)
+        self.thetas.append(np.asarray(theta, dtype=np.float64))
+        self.values.append(float(value))
+
+    def _key(self, position: int) -> np.ndarray:
+        point_id = self.ids[position]
+        if point_id not in self._keys:
+            self._keys[point_id] = orbit_key(self.loss.symmetries, self.thetas[position])
+        return self._keys[point_id]
+
+    def key(self, theta: np.ndarray) -> np.ndarray:
+        """The orbit key of a point (critpoints.landscape.orbits)."""
+        return orbit_key(self.loss.symmetries, theta)
+
+    def forget_after(self, length: int) -> None:
+        """Drop the points registered after the first ``length`` (their transaction rolled back)."""
+        for point_id in self.ids[length:]:
+            self._keys.pop(point_id, None)
+        del self.ids[length:], self.roles[length:], self.thetas[length:], self.values[length:]
+
+    def _nearby(self, value: float) -> list[int]:
+        window = LOSS_WINDOW * max(1.0, abs(value))
+        return [i for i, known in enumerate(self.values) if abs(known - value) <= window]
+
+    def same_orbit_as(self, theta: np.ndarray, value: float) -> int | None:
+        """The id of the known point on the orbit of ``theta`` (loss ``value``), or None."""
+        nearby = self._nearby(value)
+        if not nearby:
+            return None
+        key = self.key(theta)
+        for position in nearby:
+            if same_orbit(key, self._key(position), self.orbit_tolerance):
+                return self.ids[position]
+        return None
+
+    def same_manifold_as(self, theta: np.ndarray, value: float) -> int | None:
+        """The id of a known manifold that a flat segment joins to ``theta``, or None."""
+        for position in self._nearby(value):
+            if self.roles[position] == "manifold" and self.flat_between(self.thetas[position], theta):
+                return self.ids[position]
+        return None
+
+    def flat_between(self, start: np.ndarray, end: np.ndarray) -> bool:
+        """Whether L stays at its level (to ``flat_tolerance``) from start to the nearest image of end."""
+        image = nearest_image(self.loss.symmetries, start, end)
+        level = max(self.loss.value(start), self.loss.value(image))
+        rise = max(self.loss.value(p) for p in geodesic(self.loss.manifold, start, image, FLAT_SEGMENT_POINTS))
+        return rise - level <= self.flat_tolerance * max(1.0, abs(level))
