@@ -26,7 +26,7 @@ from scipy.optimize import linear_sum_assignment
 
 from critpoints.losses.symmetries import SymmetryGroup
 
-__all__ = ["nearest_image"]
+__all__ = ["near_images", "nearest_image"]
 
 #: Rounds of the alternating assignment at most.
 MAX_ROUNDS = 8
@@ -175,6 +175,27 @@ def _alternate(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -
     return best, best_distance
 
 
+def near_images(
+    group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray, restarts: int = 16
+) -> list[tuple[float, np.ndarray]]:
+    """Distinct images g theta of ``theta`` near ``reference``, nearest first, with their distances.
+
+    The ends of the alternations of :func:`nearest_image` (from theta, from the signature
+    match and from ``restarts`` seeded random images), without repeats.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    theta = np.asarray(theta, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    starts = [theta, _signature_start(group, reference, theta)]
+    starts += [_random_image(group, theta, rng) for _ in range(restarts)]
+    found: list[tuple[float, np.ndarray]] = []
+    for start in starts:
+        image, distance = _alternate(group, reference, start)
+        if all(np.abs(image - known).max() > 1e-12 for _, known in found):
+            found.append((distance, image))
+    return sorted(found, key=lambda pair: pair[0])
+
+
 def nearest_image(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray, restarts: int = 16) -> np.ndarray:
     """An image g theta of ``theta`` under ``group`` close to ``reference`` (see the module docstring).
 
@@ -194,15 +215,4 @@ def nearest_image(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray
     ndarray, shape (n,)
         g theta with ``||g theta - reference||`` no larger than ``||theta - reference||``.
     """
-    reference = np.asarray(reference, dtype=np.float64)
-    theta = np.asarray(theta, dtype=np.float64)
-    best, best_distance = _alternate(group, reference, theta)
-    trial, distance = _alternate(group, reference, _signature_start(group, reference, theta))
-    if distance < best_distance:
-        best, best_distance = trial, distance
-    rng = np.random.default_rng(0)
-    for _ in range(restarts):
-        trial, distance = _alternate(group, reference, _random_image(group, theta, rng))
-        if distance < best_distance:
-            best, best_distance = trial, distance
-    return best
+    return near_images(group, reference, theta, restarts)[0][1]

@@ -5,7 +5,7 @@ of critpoints.landscape.orbits agree), looked up among the known points of about
 loss. A flat set of minima (role ``manifold``: index 0 with zero eigenvalues that no symmetry
 explains) is wider than one orbit: a new degenerate point also joins a known manifold at the
 same loss when the loss stays at that level, to ``flat_tolerance``, along the geodesic from
-the manifold's representative to the nearest image of the point
+the manifold's representative to one of the images of the point near it
 (critpoints.landscape.alignment) — both then lie on one connected flat set. Points of other
 flat sets, or of one flat set not joined by such a segment, stay separate manifolds.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from critpoints.landscape.alignment import nearest_image
+from critpoints.landscape.alignment import near_images
 from critpoints.landscape.connections import geodesic
 from critpoints.landscape.orbits import orbit_key, same_orbit
 from critpoints.losses.population_loss import PopulationLoss
@@ -99,8 +99,12 @@ class Catalogue:
         return None
 
     def flat_between(self, start: np.ndarray, end: np.ndarray) -> bool:
-        """Whether L stays at its level (to ``flat_tolerance``) from start to the nearest image of end."""
-        image = nearest_image(self.loss.symmetries, start, end)
-        level = max(self.loss.value(start), self.loss.value(image))
-        rise = max(self.loss.value(p) for p in geodesic(self.loss.manifold, start, image, FLAT_SEGMENT_POINTS))
-        return rise - level <= self.flat_tolerance * max(1.0, abs(level))
+        """Whether L stays at its level (to ``flat_tolerance``) on the geodesic from start to one
+        of the images of end near it."""
+        level = max(self.loss.value(start), self.loss.value(end))
+        slack = self.flat_tolerance * max(1.0, abs(level))
+        for _, image in near_images(self.loss.symmetries, start, end):
+            path = geodesic(self.loss.manifold, start, image, FLAT_SEGMENT_POINTS)
+            if max(self.loss.value(point) for point in path) - level <= slack:
+                return True
+        return False
