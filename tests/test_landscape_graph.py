@@ -51,13 +51,24 @@ def claim3_graph():
     return map_landscape(claim3(3), None, n_restarts=40, seed=0, executor=IN_PROCESS, progress=False)
 
 
+def partition_loss(counts, d: int, beta: float = 0.3, q: float = 0.5) -> float:
+    """L when the m = d unit rows sit on atoms, n_j of them on atom j: each represents its atom by
+    1 - beta, so G = (1-beta)^2 diag(n) and L = (1-q)^2 (-(2/d) tr G + ||G||_F^2 / d^2)
+    (derivations/CLAIMS.md, claim 3)."""
+    counts = np.asarray(counts, dtype=float)
+    return (1 - q) ** 2 * (-2 * (1 - beta) ** 2 * counts.sum() / d + (1 - beta) ** 4 * (counts**2).sum() / d**2)
+
+
 def test_claim3_every_minimum_is_joined_to_the_good_one(claim3_graph):
     graph = claim3_graph
     assert graph.connected_to_good()
     lowest = graph.basins[0]
     assert lowest.label == "good" and lowest.loss == pytest.approx(claim3_minimum(3), abs=1e-12)
     assert graph.good == (lowest.id,)
-    assert len(graph.minima) == 3 and not graph.manifolds  # one-hot d = 3: neurons on atoms 1+1+1, 2+1, 3
+    # one-hot d = 3: the neurons sit on the atoms as 1+1+1, 2+1 or 3
+    assert len(graph.minima) == 3 and not graph.manifolds
+    expected = sorted(partition_loss(counts, 3) for counts in ([1, 1, 1], [2, 1, 0], [3, 0, 0]))
+    assert sorted(node.loss for node in graph.minima) == pytest.approx(expected, abs=1e-12)
     rows = graph.barriers()
     assert len(rows) == 2 and all(row.barrier > 0 and row.saddle is not None for row in rows)
 
@@ -192,3 +203,40 @@ def test_exports_round_trip_and_networkx(claim3_graph, tmp_path):
     assert networkx.is_connected(nx_graph)
     edge = graph.edges[0]
     assert nx_graph.edges[edge.ends[0], edge.ends[1], edge.saddle]["height"] == edge.height
+
+
+def test_catalogue_matches_symmetry_images_and_keeps_equal_loss_orbits_apart():
+    """d = 6: neurons on atoms 2+2+2 and 3+1+1+1 have the same loss (it depends on sum n_j^2 only)
+    but lie on different orbits; a scrambled copy of either matches only itself."""
+    from critpoints.landscape.catalogue import Catalogue
+
+    d = 6
+    loss = population_loss(claim3(d))
+    eye = np.eye(d)
+    pairs, triple = loss.pack(W=eye[[0, 0, 1, 1, 2, 2]]), loss.pack(W=eye[[0, 0, 0, 1, 2, 3]])
+    assert loss.value(pairs) == pytest.approx(loss.value(triple), abs=1e-15)
+    catalogue = Catalogue(loss)
+    catalogue.add(7, "minimum", pairs, loss.value(pairs))
+    rng = np.random.default_rng(5)
+    group = loss.symmetries
+
+    def scrambled(theta):
+        theta = group.flip(group.permute(theta, rng.permutation(d)), rng.choice([-1.0, 1.0], size=d))
+        return group.act_on_inputs(theta, rng.permutation(d), rng.choice([-1.0, 1.0], size=d))
+
+    assert catalogue.same_orbit_as(scrambled(pairs), loss.value(pairs)) == 7
+    assert catalogue.same_orbit_as(scrambled(triple), loss.value(triple)) is None
+    catalogue.add(8, "minimum", triple, loss.value(triple))
+    assert catalogue.same_orbit_as(scrambled(triple), loss.value(triple)) == 8
+
+
+def test_minima_from_another_search_are_added_and_joined(claim3_graph):
+    """Points handed in (here the minima of an earlier graph) are stored without counts and searched."""
+    loss = population_loss(claim3_graph.setting)
+    minima = np.array([loss.pack(**node.point.params) for node in claim3_graph.minima])
+    graph = map_landscape(claim3(3), None, n_restarts=0, points=minima, executor=IN_PROCESS, progress=False)
+    assert len(graph.minima) == len(minima) and all(node.count == 0 for node in graph.minima)
+    assert graph.connected_to_good()
+    assert sorted(node.loss for node in graph.minima) == pytest.approx(
+        sorted(node.loss for node in claim3_graph.minima)
+    )

@@ -29,7 +29,7 @@ FLAT_SEGMENT_POINTS = 17
 
 
 class Catalogue:
-    """Known points of one setting: id, role, representative, loss and (lazily) orbit key.
+    """Known points of one setting by id: role, representative, loss and (lazily) orbit key.
 
     Parameters
     ----------
@@ -38,64 +38,83 @@ class Catalogue:
         Relative tolerance of :func:`~critpoints.landscape.orbits.same_orbit`.
     flat_tolerance : float
         Largest rise of L along a segment, relative to max(1, |L|), that still counts as flat.
+
+    Attributes
+    ----------
+    roles : dict[int, str]
+    thetas : dict[int, ndarray]
+    values : dict[int, float]
+        Role, representative and loss of each known point, in the order they were added.
     """
 
     def __init__(self, loss: PopulationLoss, orbit_tolerance: float = 1e-6, flat_tolerance: float = 1e-9) -> None:
         self.loss = loss
         self.orbit_tolerance = orbit_tolerance
         self.flat_tolerance = flat_tolerance
-        self.ids: list[int] = []
-        self.roles: list[str] = []
-        self.thetas: list[np.ndarray] = []
-        self.values: list[float] = []
+        self.roles: dict[int, str] = {}
+        self.thetas: dict[int, np.ndarray] = {}
+        self.values: dict[int, float] = {}
         self._keys: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.roles)
 
     def add(self, point_id: int, role: str, theta: np.ndarray, value: float) -> None:
         """Register a stored point."""
-        self.ids.append(int(point_id))
-        self.roles.append(role)
-        self.thetas.append(np.asarray(theta, dtype=np.float64))
-        self.values.append(float(value))
+        point_id = int(point_id)
+        self.roles[point_id] = role
+        self.thetas[point_id] = np.asarray(theta, dtype=np.float64)
+        self.values[point_id] = float(value)
 
-    def _key(self, position: int) -> np.ndarray:
-        point_id = self.ids[position]
-        if point_id not in self._keys:
-            self._keys[point_id] = orbit_key(self.loss.symmetries, self.thetas[position])
-        return self._keys[point_id]
+    def forget_after(self, length: int) -> None:
+        """Drop the points added after the first ``length`` (their transaction rolled back)."""
+        for point_id in list(self.roles)[length:]:
+            for known in (self.roles, self.thetas, self.values, self._keys):
+                known.pop(point_id, None)
+
+    def with_role(self, *roles: str) -> list[int]:
+        """Ids of the known points of the given roles, ascending."""
+        return sorted(point_id for point_id, role in self.roles.items() if role in roles)
 
     def key(self, theta: np.ndarray) -> np.ndarray:
         """The orbit key of a point (critpoints.landscape.orbits)."""
         return orbit_key(self.loss.symmetries, theta)
 
-    def forget_after(self, length: int) -> None:
-        """Drop the points registered after the first ``length`` (their transaction rolled back)."""
-        for point_id in self.ids[length:]:
-            self._keys.pop(point_id, None)
-        del self.ids[length:], self.roles[length:], self.thetas[length:], self.values[length:]
+    def _known_key(self, point_id: int) -> np.ndarray:
+        if point_id not in self._keys:
+            self._keys[point_id] = self.key(self.thetas[point_id])
+        return self._keys[point_id]
 
     def _nearby(self, value: float) -> list[int]:
         window = LOSS_WINDOW * max(1.0, abs(value))
-        return [i for i, known in enumerate(self.values) if abs(known - value) <= window]
+        return [point_id for point_id, known in self.values.items() if abs(known - value) <= window]
 
     def same_orbit_as(self, theta: np.ndarray, value: float) -> int | None:
-        """The id of the known point on the orbit of ``theta`` (loss ``value``), or None."""
+        """The id of the known point on the orbit of ``theta`` (loss ``value``), or None.
+
+        A symmetry image of theta that coincides with a known point proves the match without
+        the orbit keys (whose input-symmetry scan is slow at very symmetric points): the cheap
+        alignments of :func:`~critpoints.landscape.alignment.near_images` are tried first.
+        """
         nearby = self._nearby(value)
+        for point_id in nearby:
+            known = self.thetas[point_id]
+            distance, _ = near_images(self.loss.symmetries, known, theta, restarts=0)[0]
+            if distance <= self.orbit_tolerance * max(1.0, float(np.linalg.norm(known))):
+                return point_id
         if not nearby:
             return None
         key = self.key(theta)
-        for position in nearby:
-            if same_orbit(key, self._key(position), self.orbit_tolerance):
-                return self.ids[position]
+        for point_id in nearby:
+            if same_orbit(key, self._known_key(point_id), self.orbit_tolerance):
+                return point_id
         return None
 
     def same_manifold_as(self, theta: np.ndarray, value: float) -> int | None:
         """The id of a known manifold that a flat segment joins to ``theta``, or None."""
-        for position in self._nearby(value):
-            if self.roles[position] == "manifold" and self.flat_between(self.thetas[position], theta):
-                return self.ids[position]
+        for point_id in self._nearby(value):
+            if self.roles[point_id] == "manifold" and self.flat_between(self.thetas[point_id], theta):
+                return point_id
         return None
 
     def flat_between(self, start: np.ndarray, end: np.ndarray) -> bool:

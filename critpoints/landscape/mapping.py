@@ -169,16 +169,9 @@ class _Mapper:
         self.eigenvalue_tolerance = eigenvalue_tolerance
         self.progress = progress
         self.catalogue = Catalogue(self.loss, orbit_tolerance)
-        self.roles: dict[int, str] = {}
-        self.values: dict[int, float] = {}
-        self.thetas: dict[int, np.ndarray] = {}
         for record in database.points(self.setting_id):
-            self._register(record.id, record.role, record.theta, record.point.loss)
+            self.catalogue.add(record.id, record.role, record.theta, record.point.loss)
         self.distances: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
-
-    def _register(self, point_id: int, role: str, theta: np.ndarray, value: float) -> None:
-        self.catalogue.add(point_id, role, theta, value)
-        self.roles[point_id], self.values[point_id], self.thetas[point_id] = role, value, theta
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -188,9 +181,6 @@ class _Mapper:
             with self.database.transaction():
                 yield
         except BaseException:
-            for point_id in self.catalogue.ids[mark:]:
-                for known in (self.roles, self.values, self.thetas):
-                    known.pop(point_id, None)
             self.catalogue.forget_after(mark)
             raise
 
@@ -209,7 +199,7 @@ class _Mapper:
                 point_id = self.catalogue.same_manifold_as(theta, point.loss)
             if point_id is None:
                 point_id = self.database.add_point(self.setting_id, self.run_id, role, theta, point)
-                self._register(point_id, role, theta, point.loss)
+                self.catalogue.add(point_id, role, theta, point.loss)
         if count:
             self.database.add_sighting(self.run_id, point_id, count)
         return point_id
@@ -296,12 +286,12 @@ class _Mapper:
                 self.database.set_connection(saddle_id, f"failed: the descent along {side} ended {run.status}")
                 return 0
             end = self.store(run.theta, run.value, 0)
-            if self.roles[end] not in BASIN_ROLES:
+            if self.catalogue.roles[end] not in BASIN_ROLES:
                 self.database.set_connection(saddle_id, f"failed: the descent along {side} reached saddle #{end}")
                 return 0
             ends.append(end)
-        height = self.values[saddle_id]
-        barriers = (height - self.values[ends[0]], height - self.values[ends[1]])
+        height = self.catalogue.values[saddle_id]
+        barriers = (height - self.catalogue.values[ends[0]], height - self.catalogue.values[ends[1]])
         self.database.add_edge(
             self.setting_id, self.run_id, saddle_id, (ends[0], ends[1]), barriers, connection.eigenvalue
         )
@@ -311,17 +301,17 @@ class _Mapper:
     def distance(self, a: int, b: int) -> tuple[float, np.ndarray]:
         """Distance from basin a to the nearest image of basin b, and that image."""
         if (a, b) not in self.distances:
-            image = nearest_image(self.loss.symmetries, self.thetas[a], self.thetas[b])
-            self.distances[a, b] = (float(np.linalg.norm(image - self.thetas[a])), image)
+            image = nearest_image(self.loss.symmetries, self.catalogue.thetas[a], self.catalogue.thetas[b])
+            self.distances[a, b] = (float(np.linalg.norm(image - self.catalogue.thetas[a])), image)
         return self.distances[a, b]
 
     def search_pair(self, a: int, b: int) -> None:
         """Newton from the maxima of L between basins a and b; connect the index-1 saddles reached."""
-        starts = search_starts(self.system, self.thetas[a], self.distance(a, b)[1])
+        starts = search_starts(self.system, self.catalogue.thetas[a], self.distance(a, b)[1])
         runs = self.solve(starts, self.options, InProcessExecutor())
         with self.transaction(), threadpool_limits(1):
             found = self.store_runs(runs, count=False)
-            saddles = sorted({i for i in found if self.roles[i] == "saddle"})
+            saddles = sorted({i for i in found if self.catalogue.roles[i] == "saddle"})
             self.database.add_search(self.run_id, (a, b), len(saddles))
         self.connect(saddles)
 
@@ -368,18 +358,19 @@ class _Mapper:
 
     def ordered(self, a: int, b: int) -> tuple[int, int]:
         """The pair with the lower basin first (the reference of the alignment)."""
-        return (a, b) if (self.values[a], a) <= (self.values[b], b) else (b, a)
+        return (a, b) if (self.catalogue.values[a], a) <= (self.catalogue.values[b], b) else (b, a)
 
     def basins(self) -> list[int]:
-        return sorted(i for i, role in self.roles.items() if role in BASIN_ROLES)
+        return self.catalogue.with_role(*BASIN_ROLES)
 
     def groups(self) -> dict[int, int]:
         """Basin id -> the root of its group joined by known edges."""
         basins = self.basins()
         edges = [
-            (e.end_a, e.end_b, self.values[e.saddle_id], e.saddle_id) for e in self.database.edges(self.setting_id)
+            (e.end_a, e.end_b, self.catalogue.values[e.saddle_id], e.saddle_id)
+            for e in self.database.edges(self.setting_id)
         ]
-        tree = disconnectivity_tree({b: self.values[b] for b in basins}, edges)
+        tree = disconnectivity_tree({b: self.catalogue.values[b] for b in basins}, edges)
         return {basin: root for root in tree.roots for basin in tree.component(root)}
 
 
