@@ -18,6 +18,11 @@ One file (stdlib :mod:`sqlite3`) holds the landscapes of any number of settings:
 * ``explored`` and ``searches``: which seeded starts and which pairs of minima have been
   done, so that a later call resumes instead of repeating them.
 
+Several processes may read a file while one writes; two writers at once serialise on SQLite's
+lock but do not see each other's new orbits, so they may store one orbit twice: give
+parallel jobs (machines, Dask workers) their own files and merge them
+(critpoints.landscape.merge).
+
 Every write happens in the calling (parent) process inside a transaction
 (:meth:`LandscapeDatabase.transaction`), so a worker that dies, or a parent interrupted by
 Ctrl-C or killed, leaves the file as of the last commit: the work in flight is lost, nothing
@@ -454,12 +459,19 @@ class LandscapeDatabase:
         """Record the outcome of connecting a saddle (inside a transaction)."""
         self.connection.execute("UPDATE points SET connection = ? WHERE id = ?", (connection, point_id))
 
-    def points(self, setting_id: int, role: str | None = None) -> list[PointRecord]:
-        """The stored points of a setting (of one role, or all), by id, with their counts."""
+    def points(self, setting_id: int, role: str | None = None, *, unconnected: bool = False) -> list[PointRecord]:
+        """The stored points of a setting, by id, with their counts.
+
+        ``role`` selects one role; ``unconnected=True`` selects the index-1 saddles whose
+        connection has not been tried yet.
+        """
+        conditions = ["p.setting_id = ?"] + (["p.role = ?"] if role else [])
+        if unconnected:
+            conditions.append("p.kind = 'saddle' AND p.morse_index = 1 AND p.connection IS NULL")
         query = (
             f"SELECT p.id, p.setting_id, p.role, {', '.join('p.' + c for c in _POINT_COLUMNS)}, p.theta, "
             "p.first_run, p.connection, COALESCE((SELECT SUM(s.count) FROM sightings s WHERE s.point_id = p.id), 0) "
-            "FROM points p WHERE p.setting_id = ?" + (" AND p.role = ?" if role else "") + " ORDER BY p.id"
+            f"FROM points p WHERE {' AND '.join(conditions)} ORDER BY p.id"
         )
         rows = self.connection.execute(query, (setting_id, role) if role else (setting_id,))
         records = []
@@ -543,7 +555,8 @@ class LandscapeDatabase:
         return [(int(seed), init, int(first), int(stop)) for seed, init, first, stop in rows]
 
     def add_search(self, run_id: int, pair: tuple[int, int], saddles: int) -> None:
-        """Record a saddle search between two basins and the index-1 saddles it found (inside a transaction)."""
+        """Record a saddle search between two basins and how many saddles (any index) it reached
+        (inside a transaction)."""
         a, b = sorted(pair)
         self.connection.execute(
             "INSERT OR IGNORE INTO searches (run_id, point_a, point_b, saddles) VALUES (?, ?, ?, ?)",

@@ -251,11 +251,8 @@ class _Mapper:
         given ones); returns the number of new edges."""
         pending = [
             record
-            for record in self.database.points(self.setting_id, "saddle")
-            if record.connection is None
-            and record.point.kind == "saddle"
-            and record.point.index == 1
-            and (saddle_ids is None or record.id in saddle_ids)
+            for record in self.database.points(self.setting_id, unconnected=True)
+            if saddle_ids is None or record.id in saddle_ids
         ]
         edges = 0
         for first in range(0, len(pending), batch_size):
