@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -66,7 +67,7 @@ from critpoints.landscape.system import LossSystem, loss_system
 from critpoints.losses.population_loss import population_loss
 from critpoints.model.setting import Setting
 from critpoints.solver.newton import NewtonOptions, NewtonResult, Status
-from critpoints.solver.restarts import InProcessExecutor, _local_pool, solve_from_starts
+from critpoints.solver.restarts import POOL_STARTUP_SECONDS, InProcessExecutor, _local_pool, solve_from_starts
 
 __all__ = ["map_landscape", "role_of"]
 
@@ -105,26 +106,6 @@ def _ranges(indices: Sequence[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-@contextmanager
-def _executor(executor: Any, starts: int) -> Iterator[Any]:
-    """The executor of the Newton runs: the caller's, or a pool of local processes (shut down
-    here) when there are enough starts to be worth starting it, or this process."""
-    if executor is not None:
-        yield executor
-        return
-    workers = max(1, os.cpu_count() or 1)
-    if workers == 1 or starts < 8 * workers:
-        yield InProcessExecutor()
-        return
-    pool = _local_pool(workers)
-    try:
-        yield pool
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
 def _newton_options(solver_options: dict[str, Any]) -> NewtonOptions:
     known = {f.name for f in dataclasses.fields(NewtonOptions)}
     unknown = sorted(set(solver_options) - known)
@@ -156,7 +137,10 @@ class _Mapper:
         self.run_id = run_id
         self.loss = population_loss(setting)
         self.system = LossSystem(self.loss)
-        self.executor = executor
+        #: None: this process until a timed batch shows that a pool of local processes pays off
+        self.requested = executor
+        self.executor = InProcessExecutor() if executor is None else executor
+        self.pool: Any = None
         self.options = options
         self.descending = dataclasses.replace(
             options, descent_iterations=options.descent_iterations or DESCENT_ITERATIONS
@@ -221,24 +205,51 @@ class _Mapper:
             progress=False,
         )
 
-    def explore(self, n_restarts: int, seed: int, init: Any, descent_fraction: float, batch_size: int) -> None:
-        """Phase 1: Newton from the seeded starts not yet done, committed per batch."""
+    def start_pool_if_worthwhile(self, seconds_per_start: float, remaining: int) -> bool:
+        """With the default executor: start a pool of local processes when the remaining starts,
+        at the rate measured here, take longer than twice the pool's start-up; returns whether
+        a pool runs."""
+        if self.pool is not None:
+            return True
+        workers = max(1, os.cpu_count() or 1)
+        if self.requested is not None or workers == 1:
+            return False
+        if seconds_per_start * remaining < 2 * POOL_STARTUP_SECONDS * workers:
+            return False
+        self.pool = self.executor = _local_pool(workers)
+        return True
+
+    def close(self, failed: bool) -> None:
+        """Shut the pool down (pending work cancelled after a failure)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=not failed, cancel_futures=failed)
+
+    def explore(self, n_restarts: int, seed: int, init: Any, descent_fraction: float, batch_size: int | None) -> None:
+        """Phase 1: Newton from the seeded starts not yet done, committed per batch.
+
+        Without a ``batch_size``: 8 starts per CPU in this process, 32 per CPU in a pool."""
         if n_restarts == 0:
             return
         starts = initial_points(self.loss, n_restarts, np.random.default_rng(seed), init)
         key = _init_key(init)
         done = self.database.explored(self.setting_id, seed, key)
         todo = [k for k in range(n_restarts) if k not in done]
+        workers = max(1, os.cpu_count() or 1)
+        first = 0
         with tqdm(total=len(todo), disable=not self.progress or None, unit="start", desc="explore") as bar:
-            for first in range(0, len(todo), batch_size):
-                batch = todo[first : first + batch_size]
+            while first < len(todo):
+                size = batch_size or (32 if self.pool is not None else 8) * workers
+                batch = todo[first : first + size]
                 options = [self.descending if _descends(k, descent_fraction) else self.options for k in batch]
+                began = time.perf_counter()
                 runs = self.solve(starts[batch], options)
                 with self.transaction(), threadpool_limits(1):
                     self.store_runs(runs, count=True)
                     for start, stop in _ranges(batch):
                         self.database.add_explored(self.run_id, seed, key, start, stop)
+                first += len(batch)
                 bar.update(len(batch))
+                self.start_pool_if_worthwhile((time.perf_counter() - began) / len(batch), len(todo) - first)
 
     def add_points(self, points: np.ndarray) -> None:
         """Phase 2: points from another search, polished by Newton, stored without counts."""
@@ -423,10 +434,11 @@ def map_landscape(
         Step off a saddle along its unstable direction, relative to max(1, ||s||).
     batch_size : int, optional
         Starts solved and committed together (the most an interruption loses); default
-        ``max(16, 8 * os.cpu_count())``.
+        8 per CPU in this process, 32 per CPU in a pool.
     executor, progress
-        As for ``enumerate_critical_points``: None starts a pool of local processes when the
-        explore phase is large enough.
+        As for ``enumerate_critical_points``. None: this process, until a batch timed here
+        shows that the remaining starts take longer than twice the start-up of a pool of
+        local processes, which then runs them.
     tau_good, eigenvalue_tolerance, orbit_tolerance
         Labels, classification and orbit matching, as for ``enumerate_critical_points``.
         Points stored by earlier runs keep their labels.
@@ -459,8 +471,7 @@ def map_landscape(
     max_searches = check.integer("max_searches", max_searches, minimum=0)
     descent_fraction = check.real("descent_fraction", descent_fraction, low=0.0, high=1.0)
     step = check.real("step", step, low=0.0, high=1.0, low_open=True)
-    workers = max(1, os.cpu_count() or 1)
-    batch_size = max(16, 8 * workers) if batch_size is None else check.integer("batch_size", batch_size, minimum=1)
+    batch_size = None if batch_size is None else check.integer("batch_size", batch_size, minimum=1)
     options = _newton_options(solver_options)
     extra = None if points is None else np.atleast_2d(check.finite_array("points", points, ndim=None))
     parameters = {
@@ -485,31 +496,32 @@ def map_landscape(
         with store.transaction():
             run_id = store.begin_run(store.add_setting(setting), parameters)
         notes: list[str] = []
+        mapper = _Mapper(
+            store,
+            setting,
+            run_id,
+            executor=executor,
+            options=options,
+            step=step,
+            tau_good=tau_good,
+            eigenvalue_tolerance=eigenvalue_tolerance,
+            orbit_tolerance=orbit_tolerance,
+            progress=progress,
+        )
         try:
-            with _executor(executor, n_restarts) as pool:
-                mapper = _Mapper(
-                    store,
-                    setting,
-                    run_id,
-                    executor=pool,
-                    options=options,
-                    step=step,
-                    tau_good=tau_good,
-                    eigenvalue_tolerance=eigenvalue_tolerance,
-                    orbit_tolerance=orbit_tolerance,
-                    progress=progress,
-                )
-                mapper.explore(n_restarts, seed, init, descent_fraction, batch_size)
-                if extra is not None and len(extra):
-                    mapper.add_points(extra)
-                if connect:
-                    mapper.connect()
-                if connect and search:
-                    notes += mapper.search(neighbours, max_searches)
+            mapper.explore(n_restarts, seed, init, descent_fraction, batch_size)
+            if extra is not None and len(extra):
+                mapper.add_points(extra)
+            if connect:
+                mapper.connect()
+            if connect and search:
+                notes += mapper.search(neighbours, max_searches)
         except BaseException:
+            mapper.close(failed=True)
             with store.transaction():
                 store.end_run(run_id, "interrupted")
             raise
+        mapper.close(failed=False)
         with store.transaction():
             store.end_run(run_id, "finished")
         return LandscapeGraph.from_database(store, setting, tuple(notes), mapper.loss.layout)
