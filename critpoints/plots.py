@@ -300,13 +300,12 @@ def _draw_disconnectivity(axis: Axes, graph: LandscapeGraph, title: str | None) 
     heights = [node.height for node in tree.nodes]
     span = max(max(heights) - min(heights), 1e-3 * max(1.0, abs(max(heights))))
     top = max(heights) + 0.12 * span
-    line = dict(color="k", linewidth=0.9)
     for node in tree.nodes:
         if node.children:
             left, right = (x[child] for child in node.children)
-            axis.plot([left, right], [node.height, node.height], **line)
+            axis.plot([left, right], [node.height, node.height], color="k", linewidth=0.9)
             for child in node.children:
-                axis.plot([x[child], x[child]], [tree.nodes[child].height, node.height], **line)
+                axis.plot([x[child], x[child]], [tree.nodes[child].height, node.height], color="k", linewidth=0.9)
     for rank, root in enumerate(tree.roots):
         style = "-" if rank == 0 else ":"
         axis.plot([x[root], x[root]], [tree.nodes[root].height, top], linestyle=style, color="k", linewidth=0.9)

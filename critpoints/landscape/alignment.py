@@ -88,7 +88,7 @@ def _match_scalings(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarr
         indices = np.concatenate([np.arange(theta.size)[group.layout.slice(name)] for name in blocks])
         norm, target = np.linalg.norm(theta[indices]), np.linalg.norm(reference[indices])
         if norm > 0 and target > 0:
-            theta = group.scale(theta, blocks, target / norm)
+            theta = group.scale(theta, blocks, float(target / norm))
     return theta
 
 

@@ -166,6 +166,12 @@ def _array(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f8").copy()
 
 
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just stored."""
+    assert cursor.lastrowid is not None, "an INSERT stores a row"
+    return int(cursor.lastrowid)
+
+
 def _nan_to_none(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
@@ -339,7 +345,7 @@ class LandscapeDatabase:
             "INSERT INTO settings (record, description) VALUES (?, ?)",
             (self._setting_record(setting), setting.describe()),
         )
-        return int(cursor.lastrowid)
+        return _row_id(cursor)
 
     def settings(self) -> dict[int, Setting]:
         """Every setting in the file, by id."""
@@ -360,7 +366,7 @@ class LandscapeDatabase:
                 json.dumps(parameters, sort_keys=True),
             ),
         )
-        return int(cursor.lastrowid)
+        return _row_id(cursor)
 
     def import_run(self, setting_id: int, run: RunRecord) -> int:
         """Store a run of another database under its own uid (inside a transaction); returns its id here."""
@@ -378,7 +384,7 @@ class LandscapeDatabase:
                 json.dumps(run.newton_statuses, sort_keys=True),
             ),
         )
-        return int(cursor.lastrowid)
+        return _row_id(cursor)
 
     def run_id(self, uid: str) -> int | None:
         """The id of the run with this uid, or None."""
@@ -445,7 +451,7 @@ class LandscapeDatabase:
             f"VALUES (?, ?, {', '.join('?' * len(_POINT_COLUMNS))}, ?, ?, ?)",
             (setting_id, role, *values, _blob(theta), run_id, connection),
         )
-        return int(cursor.lastrowid)
+        return _row_id(cursor)
 
     def add_sighting(self, run_id: int, point_id: int, count: int) -> None:
         """Add ``count`` starts of a run that reached a point (inside a transaction)."""
@@ -520,7 +526,7 @@ class LandscapeDatabase:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (setting_id, saddle_id, ends[0], ends[1], float(barriers[0]), float(barriers[1]), eigenvalue, run_id),
         )
-        return int(cursor.lastrowid)
+        return _row_id(cursor)
 
     def edges(self, setting_id: int) -> list[EdgeRecord]:
         """The edges of a setting, by id."""

@@ -121,6 +121,7 @@ class _Mapper:
         self,
         database: LandscapeDatabase,
         setting: Setting,
+        setting_id: int,
         run_id: int,
         *,
         executor: Any,
@@ -133,7 +134,7 @@ class _Mapper:
     ) -> None:
         self.database = database
         self.setting = setting
-        self.setting_id = database.find_setting(setting)
+        self.setting_id = setting_id
         self.run_id = run_id
         self.loss = population_loss(setting)
         self.system = LossSystem(self.loss)
@@ -332,15 +333,15 @@ class _Mapper:
             def run(pair: tuple[int, int]) -> None:
                 nonlocal done
                 self.search_pair(*pair)
-                searched.add(tuple(sorted(pair)))
+                searched.add((min(pair), max(pair)))
                 done += 1
                 bar.update(1)
 
             basins = self.basins()
-            nearest = set()
+            nearest: set[tuple[int, int]] = set()
             for a in basins:
                 others = sorted((b for b in basins if b != a), key=lambda b: self.distance(*self.ordered(a, b))[0])
-                nearest.update(tuple(sorted((a, b))) for b in others[:neighbours])
+                nearest.update((min(a, b), max(a, b)) for b in others[:neighbours])
             for pair in sorted(nearest, key=lambda pair: self.distance(*self.ordered(*pair))[0]):
                 if done >= max_searches:
                     break
@@ -351,7 +352,7 @@ class _Mapper:
                 candidates = [
                     (self.distance(*self.ordered(a, b))[0], self.ordered(a, b))
                     for a, b in combinations(self.basins(), 2)
-                    if groups[a] != groups[b] and tuple(sorted((a, b))) not in searched
+                    if groups[a] != groups[b] and (min(a, b), max(a, b)) not in searched
                 ]
                 if not candidates:
                     break
@@ -491,14 +492,16 @@ def map_landscape(
         "solver_options": solver_options,
     }
     owned = not isinstance(database, LandscapeDatabase)
-    store = LandscapeDatabase(database) if owned else database
+    store = database if isinstance(database, LandscapeDatabase) else LandscapeDatabase(database)
     try:
         with store.transaction():
-            run_id = store.begin_run(store.add_setting(setting), parameters)
+            setting_id = store.add_setting(setting)
+            run_id = store.begin_run(setting_id, parameters)
         notes: list[str] = []
         mapper = _Mapper(
             store,
             setting,
+            setting_id,
             run_id,
             executor=executor,
             options=options,
