@@ -151,6 +151,12 @@ def test_a_later_call_resumes_the_starts_not_yet_done_and_counts_add_up(tmp_path
     assert sum(run.newton_statuses.get("converged", 0) for run in resumed.runs) == 30
 
 
+def test_the_default_executor_gives_the_same_graph(tmp_path):
+    """executor=None decides on its own whether to start a pool: the result must not depend on it."""
+    default = map_landscape(claim3(3), None, n_restarts=12, seed=2, search=False, progress=False)
+    assert orbit_signature(default) == orbit_signature(explore_only(tmp_path / "x.sqlite", seed=2, n_restarts=12))
+
+
 def test_the_setting_is_stored_and_rebuilt(tmp_path):
     path = tmp_path / "s.sqlite"
     explore_only(path, seed=0, n_restarts=4)

@@ -22,7 +22,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -328,7 +328,7 @@ class LandscapeGraph:
         return {
             "setting": self.setting.to_dict(),
             "notes": list(self.notes),
-            "runs": [run.__dict__ for run in self.runs],
+            "runs": [asdict(run) for run in self.runs],
             "nodes": [
                 {"id": n.id, "role": n.role, "connection": n.connection, **n.point.to_dict()} for n in self.nodes
             ],
