@@ -184,6 +184,9 @@ def test_files_of_another_schema_version_or_kind_are_refused(tmp_path):
     text.write_text("hello " * 100)
     with pytest.raises(ValueError, match="not an SQLite file"):
         LandscapeDatabase(text)
+    with pytest.raises(ValueError, match="cannot open the landscape database"):
+        LandscapeDatabase(tmp_path)  # a folder
+    LandscapeDatabase(tmp_path / "new" / "folder" / "graph.sqlite").close()  # folders are created
 
 
 def test_the_predictor_field_has_no_landscape_to_map():

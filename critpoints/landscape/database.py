@@ -242,22 +242,28 @@ class LandscapeDatabase:
     Parameters
     ----------
     path : str, Path or None
-        The SQLite file, created with the schema if it does not exist or is empty; None for a
-        database in memory.
+        The SQLite file, created with the schema (and its folder) if it does not exist or is
+        empty; None for a database in memory.
     timeout : float
         Seconds to wait for another process's write lock.
 
     Raises
     ------
     ValueError
-        If the file is not SQLite, not a landscape database, or of another schema version.
+        If the file cannot be opened, is not SQLite, not a landscape database, or of another
+        schema version.
     """
 
     def __init__(self, path: str | Path | None = None, *, timeout: float = 60.0) -> None:
         self.path = None if path is None else Path(path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         target = ":memory:" if self.path is None else str(self.path)
-        # isolation_level=None: no implicit transactions; every write goes through transaction()
-        self.connection = sqlite3.connect(target, timeout=timeout, isolation_level=None)
+        try:
+            # isolation_level=None: no implicit transactions; every write goes through transaction()
+            self.connection = sqlite3.connect(target, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as error:
+            raise ValueError(f"cannot open the landscape database {self.path}: {error}") from None
         try:
             self._open()
         except BaseException:
