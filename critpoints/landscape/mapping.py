@@ -423,7 +423,8 @@ def map_landscape(
     connect : bool
         Connect the index-1 saddles (descents on both sides).
     search : bool
-        Search for saddles between pairs of basins (see the module docstring).
+        Search for saddles between pairs of basins (see the module docstring; only with
+        ``connect``, since the searches connect the saddles they find).
     neighbours : int
         Each basin is searched with this many nearest basins (by the distance to the nearest
         symmetry image), besides the searches that join separate groups.
