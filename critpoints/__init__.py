@@ -7,7 +7,11 @@ two views by random masking, a one-layer encoder, contrastive or non-contrastive
 from critpoints.data.finite_measure import FiniteMeasure
 from critpoints.data.moments import ViewMoments, view_moments
 from critpoints.data.view_laws import ViewSample, exact_view_measure, sample_view_measure, sample_views
+from critpoints.landscape.database import LandscapeDatabase
 from critpoints.landscape.engine import enumerate_critical_points
+from critpoints.landscape.graph import LandscapeGraph, load_graph
+from critpoints.landscape.mapping import map_landscape
+from critpoints.landscape.merge import merge_databases
 from critpoints.landscape.result import CriticalPoint, CriticalPointSet, load_result
 from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.augmentation import ComplementaryMask, IndependentMask
@@ -29,6 +33,8 @@ __all__ = [
     "GivenDictionary",
     "IdentityDictionary",
     "IndependentMask",
+    "LandscapeDatabase",
+    "LandscapeGraph",
     "LossSpec",
     "OneHot",
     "PopulationLoss",
@@ -39,7 +45,10 @@ __all__ = [
     "ViewSample",
     "enumerate_critical_points",
     "exact_view_measure",
+    "load_graph",
     "load_result",
+    "map_landscape",
+    "merge_databases",
     "population_loss",
     "sample_view_measure",
     "sample_views",

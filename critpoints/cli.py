@@ -1,9 +1,11 @@
-"""The ``critpoints`` command: enumerate stationary points, run training dynamics, a demo.
+"""The ``critpoints`` command: enumerate stationary points, map a landscape, run training dynamics, a demo.
 
 Usage::
 
     critpoints enumerate --p 4 --d 4 --m 4 --loss spectral --encoder symrelu --bias -0.3 \\
         --constraint unit_rows --restarts 50 --seed 0 --json points.json --csv points.csv --plot figures/
+    critpoints landscape --p 4 --d 4 --m 4 --loss spectral --encoder symrelu --bias -0.3 \\
+        --constraint unit_rows --restarts 200 --db claim3.sqlite --plot figures/
     critpoints dynamics --p 4 --d 4 --m 4 --loss ncl_cosine --encoder symrelu --bias -0.3 \\
         --constraint unit_rows --starts 100 --init warm_start:2 --json runs.json
     critpoints demo
@@ -180,6 +182,47 @@ def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
     return 0
 
 
+def _landscape(args: argparse.Namespace, setting: Setting) -> int:
+    from critpoints.landscape.database import LandscapeDatabase
+    from critpoints.landscape.mapping import map_landscape
+
+    if setting.loss.is_field:
+        print(
+            f"critpoints landscape: error: loss {setting.loss} is a stop-gradient field without a loss: "
+            "there are no barriers to map (critpoints enumerate lists its zeros)",
+            file=sys.stderr,
+        )
+        return 2
+    began = time.perf_counter()
+    try:
+        database = LandscapeDatabase(args.db) if args.db else None
+    except ValueError as error:
+        print(f"critpoints landscape: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        graph = map_landscape(
+            setting,
+            database,
+            n_restarts=args.restarts,
+            seed=args.seed,
+            neighbours=args.neighbours,
+            max_searches=args.searches,
+            executor=_executor(args.jobs),
+            progress=args.progress,
+        )
+    finally:
+        if database is not None:
+            database.close()
+    print(graph)
+    _export(graph, args)
+    if args.plot:
+        from critpoints import plots
+
+        print(f"wrote {plots.disconnectivity_graph(graph, Path(args.plot) / 'disconnectivity.png')}")
+    print(f"landscape mapped in {time.perf_counter() - began:.1f} s")
+    return 0
+
+
 def _dynamics(args: argparse.Namespace, setting: Setting) -> int:
     from critpoints.dynamics.descent import run_dynamics
     from critpoints.landscape.engine import enumerate_critical_points
@@ -255,6 +298,9 @@ def _check_options(args: argparse.Namespace) -> None:
             check.integer(f"--{name}", getattr(args, name), minimum=1)
     if getattr(args, "jobs", None) is not None:
         check.integer("--jobs", args.jobs, minimum=1)
+    if args.command == "landscape":
+        check.integer("--neighbours", args.neighbours, minimum=0)
+        check.integer("--searches", args.searches, minimum=0)
     if args.command == "dynamics":
         check.real("--lr", args.lr, low=0.0, low_open=True)
         check.real("--tol", args.tol, low=0.0, low_open=True)
@@ -286,6 +332,22 @@ def make_parser() -> argparse.ArgumentParser:
     enumerate_.add_argument("--plot", metavar="DIR", help="write PNG figures into DIR")
     enumerate_.add_argument("--progress", action="store_true", help="show a progress bar")
     enumerate_.set_defaults(run=_enumerate)
+
+    landscape = commands.add_parser(
+        "landscape", help="minima joined by index-1 saddles, kept in a database; the disconnectivity graph"
+    )
+    add_setting_arguments(landscape)
+    landscape.add_argument("--restarts", type=int, default=200, help="number of Newton starts (those done are skipped)")
+    landscape.add_argument("--seed", type=int, default=0)
+    landscape.add_argument("--db", metavar="FILE", help="the SQLite landscape database to add to (resumed if present)")
+    landscape.add_argument("--neighbours", type=int, default=1, help="nearest basins each basin is searched with")
+    landscape.add_argument("--searches", type=int, default=100, help="saddle searches between basins at most")
+    landscape.add_argument("--jobs", type=int, default=None, help="1: run in this process; default: all CPUs")
+    landscape.add_argument("--json", metavar="FILE", help="write the graph as JSON")
+    landscape.add_argument("--csv", metavar="FILE", help="write the graph's nodes and edges as CSV")
+    landscape.add_argument("--plot", metavar="DIR", help="write the disconnectivity graph into DIR")
+    landscape.add_argument("--progress", action="store_true", help="show progress bars")
+    landscape.set_defaults(run=_landscape)
 
     dynamics = commands.add_parser("dynamics", help="gradient descent from many starts: basin fractions by label")
     add_setting_arguments(dynamics)
@@ -341,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         _check_options(args)
-        setting = build_setting(args) if args.command in ("enumerate", "dynamics") else None
+        setting = build_setting(args) if args.command in ("enumerate", "landscape", "dynamics") else None
     except (ValueError, TypeError) as error:
         message = " ".join(str(error).split())
         print(f"critpoints {args.command}: error: {message}", file=sys.stderr)

@@ -8,7 +8,10 @@
 * :func:`index_vs_loss` — index against loss, one marker per label;
 * :func:`alignment_histogram` — min_j a_j at the start and at the end of descent runs;
 * :func:`basin_curves` — basin fractions (with their Wilson intervals) against a parameter,
-  e.g. the warm-start exponent c or the drop probability q.
+  e.g. the warm-start exponent c or the drop probability q;
+* :func:`disconnectivity_graph` — the disconnectivity graph of a landscape graph (minima at
+  their loss, joined at the heights of their lowest connecting saddles), and
+  :func:`disconnectivity_panels`, several side by side (PNG, SVG or PDF by the file name).
 
 Figures are drawn on the Agg canvas directly (no pyplot state, no display needed); each
 function returns the path it wrote. Sizes are ``figsize * dpi`` pixels.
@@ -30,8 +33,11 @@ from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.setting import Setting
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from critpoints.dynamics.descent import BasinFraction, DynamicsResult
     from critpoints.dynamics.experiments import ExperimentResult
+    from critpoints.landscape.graph import LandscapeGraph
     from critpoints.landscape.result import CriticalPoint, CriticalPointSet
 
 #: Resolution of every figure (dots per inch).
@@ -260,3 +266,109 @@ def experiment_metric(result: ExperimentResult, path: str | Path) -> Path:
     axis.legend(fontsize=6)
     figure.tight_layout()
     return _save(figure, path)
+
+
+#: File formats the disconnectivity figures are written in, by the file name's suffix.
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def _save_by_suffix(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` in the format its file name names: .png, .svg or .pdf."""
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in FIGURE_FORMATS:
+        raise ValueError(
+            f"path must end in one of {', '.join('.' + f for f in FIGURE_FORMATS)}, got path={str(path)!r}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=DPI, format=suffix)
+    return path
+
+
+def _draw_disconnectivity(axis: Axes, graph: LandscapeGraph, title: str | None) -> None:
+    """One disconnectivity graph on ``axis`` (see :func:`disconnectivity_graph`)."""
+    basins = {node.id: node for node in graph.basins}
+    axis.set_title(title if title is not None else f"{graph.setting.loss}, d={graph.setting.d}", fontsize=9)
+    axis.set_xticks([])
+    axis.set_ylabel("loss")
+    if not basins:
+        axis.text(0.5, 0.5, "no minima found", ha="center", va="center", transform=axis.transAxes)
+        return
+    tree = graph.disconnectivity()
+    x = tree.positions()
+    heights = [node.height for node in tree.nodes]
+    span = max(max(heights) - min(heights), 1e-3 * max(1.0, abs(max(heights))))
+    top = max(heights) + 0.12 * span
+    for node in tree.nodes:
+        if node.children:
+            left, right = (x[child] for child in node.children)
+            axis.plot([left, right], [node.height, node.height], color="k", linewidth=0.9)
+            for child in node.children:
+                axis.plot([x[child], x[child]], [tree.nodes[child].height, node.height], color="k", linewidth=0.9)
+    for rank, root in enumerate(tree.roots):
+        style = "-" if rank == 0 else ":"
+        axis.plot([x[root], x[root]], [tree.nodes[root].height, top], linestyle=style, color="k", linewidth=0.9)
+    counts = [max(node.count, 0) for node in basins.values()]
+    largest = max(max(counts), 1)
+    for index, node in enumerate(tree.nodes):
+        if node.leaf is None:
+            continue
+        basin = basins[node.leaf]
+        colour = LABEL_COLOURS.get(basin.label, "k")
+        if basin.role == "manifold":
+            axis.plot([x[index] - 0.35, x[index] + 0.35], [basin.loss, basin.loss], color=colour, linewidth=4)
+            text = f"n={basin.count}\nflat {basin.point.nullity}"
+        else:
+            size = 20 + 120 * np.sqrt(basin.count / largest)
+            axis.scatter([x[index]], [basin.loss], s=size, color=colour, zorder=3, edgecolors="k", linewidths=0.4)
+            text = f"n={basin.count}"
+        axis.annotate(
+            text, (x[index], basin.loss), textcoords="offset points", xytext=(0, -9), ha="center", va="top", fontsize=6
+        )
+    axis.set_xlim(-0.8, len(tree.order) - 0.2)
+    axis.set_ylim(min(heights) - 0.12 * span, top)
+    for label, colour in LABEL_COLOURS.items():
+        if any(basin.label == label for basin in basins.values()):
+            axis.scatter([], [], color=colour, edgecolors="k", linewidths=0.4, label=label)
+    if graph.manifolds:
+        axis.plot([], [], color="0.5", linewidth=4, label="flat set of minima")
+    if len(tree.roots) > 1:
+        axis.plot([], [], color="k", linestyle=":", label="not joined by known saddles")
+    axis.legend(fontsize=6, loc="best")
+
+
+def disconnectivity_graph(graph: LandscapeGraph, path: str | Path, *, title: str | None = None) -> Path:
+    """The disconnectivity graph of a landscape graph (6 x 4.5 inches).
+
+    Minima are leaves at their loss, coloured good / bad / collapsed and sized by their basin
+    counts (``n``, the random starts that reached them), joined at the loss of the lowest
+    saddles that connect them (critpoints.landscape.disconnectivity); flat sets of minima are
+    flat segments (with the number of their flat directions). Groups that no known saddle
+    joins stand side by side, their stems dotted.
+
+    Parameters
+    ----------
+    graph : LandscapeGraph
+    path : str or Path
+        The file; its suffix (.png, .svg, .pdf) sets the format.
+    title : str, optional
+        Default: the loss and d.
+    """
+    figure = Figure(figsize=(6.0, 4.5))
+    _draw_disconnectivity(figure.add_subplot(1, 1, 1), graph, title)
+    figure.tight_layout()
+    return _save_by_suffix(figure, path)
+
+
+def disconnectivity_panels(
+    graphs: Sequence[LandscapeGraph], path: str | Path, *, titles: Sequence[str] | None = None
+) -> Path:
+    """Disconnectivity graphs side by side, e.g. a contrastive and a non-contrastive loss
+    (5 x 4.5 inches per panel; see :func:`disconnectivity_graph`)."""
+    figure = Figure(figsize=(5.0 * max(1, len(graphs)), 4.5))
+    for number, graph in enumerate(graphs):
+        title = None if titles is None else titles[number]
+        _draw_disconnectivity(figure.add_subplot(1, len(graphs), number + 1), graph, title)
+    figure.tight_layout()
+    return _save_by_suffix(figure, path)

@@ -57,6 +57,59 @@ def make_quartic(tilts: tuple[float, ...]) -> SeparableQuartic:
     return SeparableQuartic(np.array(tilts))
 
 
+# ---------------------------------------------------------------------------- coupled double wells
+
+
+class CoupledDoubleWell:
+    """``f(x, y) = (x^2 - 1)^2 + (y^2 - 1)^2 + c x y + a x`` on R^2.
+
+    For small ``c, a`` (e.g. 0.5, 0.3) f has four minima near (+-1, +-1), four index-1 saddles
+    near (+-1, 0) and (0, +-1) and a maximum near 0, at distinct heights. The critical points
+    are found without the solver: ``df/dx = 4x^3 - 4x + c y + a = 0`` gives
+    ``y = h(x) / c`` with ``h(x) = 4x - 4x^3 - a``, and ``df/dy = 4y^3 - 4y + c x = 0`` becomes
+    the degree-9 polynomial ``4 h^3 - 4 c^2 h + c^4 x = 0`` (times ``c^3``), whose real roots
+    are polished by Newton steps on that univariate polynomial.
+    """
+
+    is_gradient = True
+
+    def __init__(self, coupling: float, tilt: float) -> None:
+        self.coupling, self.tilt = float(coupling), float(tilt)
+        self.manifold = SphereProduct.euclidean(2)
+
+    def value(self, theta: np.ndarray) -> float:
+        x, y = theta
+        return float((x * x - 1.0) ** 2 + (y * y - 1.0) ** 2 + self.coupling * x * y + self.tilt * x)
+
+    def residual(self, theta: np.ndarray) -> np.ndarray:
+        x, y = theta
+        c = self.coupling
+        return np.array([4.0 * x**3 - 4.0 * x + c * y + self.tilt, 4.0 * y**3 - 4.0 * y + c * x])
+
+    def residual_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        x, y = theta
+        return np.array([[12.0 * x * x - 4.0, self.coupling], [self.coupling, 12.0 * y * y - 4.0]])
+
+    def critical_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """All critical points (rows, by increasing x) and their Morse indices."""
+        c, a = self.coupling, self.tilt
+        h = np.polynomial.Polynomial([-a, 4.0, 0.0, -4.0])
+        polynomial = 4.0 * h**3 - 4.0 * c**2 * h + np.polynomial.Polynomial([0.0, c**4])
+        roots = polynomial.roots()
+        points, indices = [], []
+        for x in np.sort(roots[np.abs(roots.imag) < 1e-7].real):
+            for _ in range(4):
+                x -= polynomial(x) / polynomial.deriv()(x)
+            point = np.array([x, h(x) / c])
+            points.append(point)
+            indices.append(int(np.sum(np.linalg.eigvalsh(self.residual_jacobian(point)) < 0)))
+        return np.array(points), np.array(indices)
+
+
+def make_double_well(coupling: float, tilt: float) -> CoupledDoubleWell:
+    return CoupledDoubleWell(coupling, tilt)
+
+
 # ---------------------------------------------------------------------------- Rayleigh quotient
 
 

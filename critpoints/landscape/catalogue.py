@@ -1,0 +1,129 @@
+"""The stationary points of one setting known so far, matched by symmetry orbit.
+
+A new point is the same as a known one when it lies on the same symmetry orbit (the orbit keys
+of critpoints.landscape.orbits agree), looked up among the known points of about the same
+loss. A flat set of minima (role ``manifold``: index 0 with zero eigenvalues that no symmetry
+explains) is wider than one orbit: a new degenerate point also joins a known manifold at the
+same loss when the loss stays at that level, to ``flat_tolerance``, along the geodesic from
+the manifold's representative to one of the images of the point near it
+(critpoints.landscape.alignment) — both then lie on one connected flat set. Points of other
+flat sets, or of one flat set not joined by such a segment, stay separate manifolds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from critpoints.landscape.alignment import near_images
+from critpoints.landscape.connections import geodesic
+from critpoints.landscape.orbits import orbit_key, same_orbit
+from critpoints.losses.population_loss import PopulationLoss
+
+__all__ = ["Catalogue"]
+
+#: Known points whose loss differs by more than this (relative to max(1, |L|)) are not compared.
+LOSS_WINDOW = 1e-7
+
+#: Points on the segment tested for flatness between two points of a manifold.
+FLAT_SEGMENT_POINTS = 17
+
+
+class Catalogue:
+    """Known points of one setting by id: role, representative, loss and (lazily) orbit key.
+
+    Parameters
+    ----------
+    loss : PopulationLoss
+    orbit_tolerance : float
+        Relative tolerance of :func:`~critpoints.landscape.orbits.same_orbit`.
+    flat_tolerance : float
+        Largest rise of L along a segment, relative to max(1, |L|), that still counts as flat.
+
+    Attributes
+    ----------
+    roles : dict[int, str]
+    thetas : dict[int, ndarray]
+    values : dict[int, float]
+        Role, representative and loss of each known point, in the order they were added.
+    """
+
+    def __init__(self, loss: PopulationLoss, orbit_tolerance: float = 1e-6, flat_tolerance: float = 1e-9) -> None:
+        self.loss = loss
+        self.orbit_tolerance = orbit_tolerance
+        self.flat_tolerance = flat_tolerance
+        self.roles: dict[int, str] = {}
+        self.thetas: dict[int, np.ndarray] = {}
+        self.values: dict[int, float] = {}
+        self._keys: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.roles)
+
+    def add(self, point_id: int, role: str, theta: np.ndarray, value: float) -> None:
+        """Register a stored point."""
+        point_id = int(point_id)
+        self.roles[point_id] = role
+        self.thetas[point_id] = np.asarray(theta, dtype=np.float64)
+        self.values[point_id] = float(value)
+
+    def forget_after(self, length: int) -> None:
+        """Drop the points added after the first ``length`` (their transaction rolled back)."""
+        for point_id in list(self.roles)[length:]:
+            for known in (self.roles, self.thetas, self.values, self._keys):
+                known.pop(point_id, None)
+
+    def with_role(self, *roles: str) -> list[int]:
+        """Ids of the known points of the given roles, ascending."""
+        return sorted(point_id for point_id, role in self.roles.items() if role in roles)
+
+    def key(self, theta: np.ndarray) -> np.ndarray:
+        """The orbit key of a point (critpoints.landscape.orbits)."""
+        return orbit_key(self.loss.symmetries, theta)
+
+    def _known_key(self, point_id: int) -> np.ndarray:
+        if point_id not in self._keys:
+            self._keys[point_id] = self.key(self.thetas[point_id])
+        return self._keys[point_id]
+
+    def _nearby(self, value: float) -> list[int]:
+        window = LOSS_WINDOW * max(1.0, abs(value))
+        return [point_id for point_id, known in self.values.items() if abs(known - value) <= window]
+
+    def same_orbit_as(self, theta: np.ndarray, value: float) -> int | None:
+        """The id of the known point on the orbit of ``theta`` (loss ``value``), or None.
+
+        A symmetry image of theta that coincides with a known point proves the match without
+        the orbit keys (whose input-symmetry scan is slow at very symmetric points): the cheap
+        alignments of :func:`~critpoints.landscape.alignment.near_images` are tried first.
+        """
+        nearby = self._nearby(value)
+        for point_id in nearby:
+            known = self.thetas[point_id]
+            distance, _ = near_images(self.loss.symmetries, known, theta, restarts=0)[0]
+            if distance <= self.orbit_tolerance * max(1.0, float(np.linalg.norm(known))):
+                return point_id
+        if not nearby:
+            return None
+        key = self.key(theta)
+        for point_id in nearby:
+            if same_orbit(key, self._known_key(point_id), self.orbit_tolerance):
+                return point_id
+        return None
+
+    def same_manifold_as(self, theta: np.ndarray, value: float) -> int | None:
+        """The id of a known manifold that a flat segment joins to ``theta``, or None."""
+        for point_id in self._nearby(value):
+            if self.roles[point_id] == "manifold" and self.flat_between(self.thetas[point_id], theta):
+                return point_id
+        return None
+
+    def flat_between(self, start: np.ndarray, end: np.ndarray) -> bool:
+        """Whether L stays at its level (to ``flat_tolerance``) on the geodesic from start to one
+        of the images of end near it."""
+        level = max(self.loss.value(start), self.loss.value(end))
+        slack = self.flat_tolerance * max(1.0, abs(level))
+        for _, image in near_images(self.loss.symmetries, start, end):
+            path = geodesic(self.loss.manifold, start, image, FLAT_SEGMENT_POINTS)
+            if max(self.loss.value(point) for point in path) - level <= slack:
+                return True
+        return False
