@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python examples/benchmark_landscape.py                  # d = 4 and d = 6, 200 and 600 restarts
-    python examples/benchmark_landscape.py --d 4 --restarts 200
+    python examples/benchmark_connections.py                  # d = 4 and d = 6, 200 and 600 restarts
+    python examples/benchmark_connections.py --d 4 --restarts 200
 
 For each d it times, in this order:
 
