@@ -8,6 +8,7 @@ from critpoints.data.finite_measure import FiniteMeasure
 from critpoints.data.moments import ViewMoments, view_moments
 from critpoints.data.view_laws import ViewSample, exact_view_measure, sample_view_measure, sample_views
 from critpoints.landscape.engine import enumerate_critical_points
+from critpoints.landscape.explore import explore_minima
 from critpoints.landscape.result import CriticalPoint, CriticalPointSet, load_result
 from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.augmentation import ComplementaryMask, IndependentMask
@@ -38,6 +39,7 @@ __all__ = [
     "ViewMoments",
     "ViewSample",
     "enumerate_critical_points",
+    "explore_minima",
     "exact_view_measure",
     "load_result",
     "population_loss",

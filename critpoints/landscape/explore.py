@@ -1,0 +1,380 @@
+"""``explore_minima``: a minima-first search that hops between local minima.
+
+Random restarts find minima with large basins and miss those with small ones — at the
+claim-3 settings the signed-atom minima with many duplicated neurons (derivations/CLAIMS.md,
+claim 3) are reached by almost no random start. One-layer networks have natural moves
+between minima, which this search makes (Wales and Doye's basin-hopping in spirit, with
+moves of neurons instead of random displacements):
+
+* **copy** a neuron of a known minimum onto another neuron (all branches; slightly
+  perturbed): duplicated neurons are what distinguishes the bad minima;
+* **re-draw** one to three neurons of a known minimum from the start distribution (half of
+  the time one of them is a neuron that most nearly duplicates another);
+* **escape** a known saddle along its most negative curvature direction (both ways).
+
+Round 0 descends from random starts; every later round makes moves from the minima known so
+far (new minima get ``moves_per_minimum`` moves, others half of that), each followed by
+saddle-free Newton descent and Newton (``NewtonOptions.descent_iterations``;
+critpoints.solver.newton). Converged runs are grouped by symmetry orbit
+(critpoints.landscape.orbits) and classified by their spectrum (critpoints.landscape.points).
+The search stops when ``patience`` consecutive rounds find no new minimum orbit, or when a
+budget of rounds, runs or seconds runs out. No start is built from a known answer: every
+start is a random draw or a move from a minimum the search found itself.
+
+The result is a :class:`~critpoints.landscape.result.CriticalPointSet` holding the minima
+(lowest loss first; ``count`` = runs that ended on each), whose completeness line is the Chao1
+estimate over the minima's counts; its metadata records the rounds, the runs, the time, why
+the search stopped, and each minimum's Hessian spectrum.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from critpoints import _validation as check
+from critpoints.landscape.classification import (
+    DEFAULT_EIGENVALUE_TOLERANCE,
+    classify_spectrum,
+    symmetry_complement,
+)
+from critpoints.landscape.engine import DESCENT_ITERATIONS
+from critpoints.landscape.initialization import initial_points
+from critpoints.landscape.labels import DEFAULT_TAU_GOOD
+from critpoints.landscape.orbits import ORBIT_TOLERANCE, OrbitDatabase
+from critpoints.landscape.points import describe_point
+from critpoints.landscape.result import Completeness, CriticalPointSet
+from critpoints.landscape.system import loss_system
+from critpoints.losses.population_loss import PopulationLoss, population_loss
+from critpoints.model.setting import Setting
+from critpoints.solver.newton import NewtonOptions, Status
+from critpoints.solver.restarts import (
+    POOL_STARTUP_SECONDS,
+    InProcessExecutor,
+    _default_workers,
+    _local_pool,
+    solve_from_starts,
+)
+
+#: Relative size of the noise added to a copied neuron, and of a step off a saddle.
+MOVE_NOISE = 0.05
+SADDLE_STEP = 0.1
+
+
+@dataclasses.dataclass
+class _Orbit:
+    """A converged orbit met by the search: representative, kind, spectrum, and how often it was expanded."""
+
+    theta: np.ndarray
+    kind: str
+    eigenvalues: np.ndarray
+    escape: np.ndarray | None  # unit tangent direction of most negative curvature (saddles)
+    expanded: int = 0
+    copies: list = dataclasses.field(default_factory=list)  # (source, target) pairs not yet copied
+
+
+def _spectrum(loss: PopulationLoss, theta: np.ndarray, tolerance: float) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """Kind, eigenvalues (symmetry modes removed) and, at a saddle, the most negative curvature direction."""
+    basis = loss.manifold.tangent_basis(theta)
+    hessian = loss.hessian_in_basis(theta)
+    complement, modes = symmetry_complement(
+        basis, loss.symmetry_generators(theta), scale=max(1.0, float(np.linalg.norm(theta)))
+    )
+    spectrum = classify_spectrum(hessian, complement, modes, is_gradient=True, tolerance=tolerance)
+    escape = None
+    if spectrum.index > 0:
+        reduced = complement.T @ hessian @ complement
+        _, vectors = np.linalg.eigh(0.5 * (reduced + reduced.T))
+        escape = basis @ (complement @ vectors[:, 0])
+    return spectrum.kind, np.sort(spectrum.eigenvalues), escape
+
+
+class _Moves:
+    """Starts made from known orbits (the three moves of the module docstring)."""
+
+    def __init__(self, loss: PopulationLoss, rng: np.random.Generator) -> None:
+        self.loss = loss
+        self.rng = rng
+        self.rows = [name for name in loss.layout.names if name in ("W", "W_t", "b", "b_t")]
+        self.m = loss.setting.m
+
+    def _project(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
+        return self.loss.manifold.project(self.loss.layout.pack(**blocks))
+
+    def copy(self, orbit: _Orbit) -> np.ndarray:
+        """Copy one neuron onto another; the pairs of an orbit are taken in a shuffled order, all
+        before any twice."""
+        if not orbit.copies:
+            pairs = [(i, k) for i in range(self.m) for k in range(self.m) if i != k]
+            orbit.copies = [pairs[index] for index in self.rng.permutation(len(pairs))]
+        source, target = orbit.copies.pop()
+        blocks = self.loss.layout.unpack(orbit.theta)
+        for name in self.rows:
+            row = blocks[name][source]
+            scale = MOVE_NOISE * max(float(np.linalg.norm(row)), 1e-3) / np.sqrt(max(np.size(row), 1))
+            blocks[name][target] = row + scale * self.rng.standard_normal(np.shape(row))
+        return self._project(blocks)
+
+    def redraw(self, orbit: _Orbit) -> np.ndarray:
+        count = int(self.rng.integers(1, min(3, self.m) + 1))
+        neurons = self.rng.choice(self.m, size=count, replace=False)
+        if self.rng.random() < 0.5:  # a neuron that most nearly duplicates another: capacity to free
+            neurons[0] = self._most_duplicated(orbit.theta)
+            neurons = np.unique(neurons)
+        fresh = self.loss.layout.unpack(initial_points(self.loss, 1, self.rng)[0])
+        blocks = self.loss.layout.unpack(orbit.theta)
+        for name in self.rows:
+            blocks[name][neurons] = fresh[name][neurons]
+        return self._project(blocks)
+
+    def _most_duplicated(self, theta: np.ndarray) -> int:
+        weights = self.loss.unpack(theta)["W"]
+        norms = np.linalg.norm(weights, axis=1)
+        cosines = np.abs(weights @ weights.T) / np.maximum(np.outer(norms, norms), 1e-300)
+        np.fill_diagonal(cosines, -1.0)
+        closest = cosines.max(axis=1)
+        return int(self.rng.choice(np.flatnonzero(closest >= closest.max() - 1e-9)))
+
+    def escape(self, orbit: _Orbit) -> list[np.ndarray]:
+        step = SADDLE_STEP * max(1.0, float(np.linalg.norm(orbit.theta)))
+        return [self.loss.manifold.project(orbit.theta + sign * step * orbit.escape) for sign in (1.0, -1.0)]
+
+
+def explore_minima(
+    setting: Setting,
+    seed: int = 0,
+    *,
+    initial_starts: int | None = None,
+    moves_per_minimum: int = 8,
+    patience: int = 3,
+    max_rounds: int | None = None,
+    max_runs: int | None = None,
+    max_seconds: float | None = None,
+    executor: Any = None,
+    progress: bool = True,
+    tau_good: float = DEFAULT_TAU_GOOD,
+    eigenvalue_tolerance: float = DEFAULT_EIGENVALUE_TOLERANCE,
+    orbit_tolerance: float = ORBIT_TOLERANCE,
+    **solver_options: Any,
+) -> CriticalPointSet:
+    """The local minima of a setting's loss, found by descent from random starts and hops between minima.
+
+    Parameters
+    ----------
+    setting : Setting
+        A setting with a loss (not the ``ncl_predictor`` field, which has no loss to descend).
+    seed : int
+        Seed of the one generator behind every start and move: the same seed gives the same table.
+    initial_starts : int, optional
+        Random starts of round 0 (default 2 m p, at least 20).
+    moves_per_minimum : int
+        Moves from each newly found minimum per round (half of it, at least 1, from the others).
+    patience : int
+        Stop after this many consecutive rounds without a new minimum orbit (K).
+    max_rounds, max_runs, max_seconds : optional
+        Budgets: stop after this many rounds, descents, or seconds (checked between rounds).
+    executor : optional
+        None: local processes (started once for the whole search); any concurrent.futures-style
+        executor; or a dask.distributed Client (critpoints.solver.restarts.solve_from_starts).
+    progress : bool
+        A progress bar over the descents (shown only on a terminal).
+    tau_good, eigenvalue_tolerance, orbit_tolerance : float
+        As in :func:`~critpoints.landscape.engine.enumerate_critical_points`.
+    **solver_options
+        Fields of :class:`~critpoints.solver.newton.NewtonOptions`; ``descent_iterations``
+        defaults to 50 here (every run descends first).
+
+    Returns
+    -------
+    CriticalPointSet
+        The minima, one per orbit, lowest loss first, with ``count`` = descents ending on it;
+        ``completeness`` is Chao1 over those counts. ``metadata`` holds ``rounds``, ``runs``,
+        ``seconds``, ``stopped`` (the reason), ``new_minima_per_round``, ``saddles`` (other
+        converged orbits met) and ``spectra`` (each minimum's Hessian eigenvalues after
+        removing symmetry modes, in the order of the points).
+
+    Raises
+    ------
+    ValueError
+        For the predictor field, an unknown solver option, or a bad budget.
+    """
+    if not isinstance(setting, Setting):
+        raise TypeError(f"setting must be a critpoints.Setting, got {type(setting).__name__}")
+    if setting.loss.is_field:
+        raise ValueError(f"setting loss must have a loss to descend; got {str(setting.loss)!r} (a vector field)")
+    known = {f.name for f in dataclasses.fields(NewtonOptions)}
+    unknown = sorted(set(solver_options) - known)
+    if unknown:
+        raise ValueError(f"unknown solver option(s) {unknown}; known: {sorted(known)}")
+    solver_options.setdefault("descent_iterations", DESCENT_ITERATIONS)
+    options = NewtonOptions(**solver_options)
+    if options.descent_iterations == 0:
+        raise ValueError("descent_iterations must be >= 1 for a minima-first search, got 0")
+    initial = check.integer("initial_starts", initial_starts, minimum=1) if initial_starts is not None else None
+    moves_per_minimum = check.integer("moves_per_minimum", moves_per_minimum, minimum=1)
+    patience = check.integer("patience", patience, minimum=1)
+    budgets = {
+        "max_rounds": None if max_rounds is None else check.integer("max_rounds", max_rounds, minimum=1),
+        "max_runs": None if max_runs is None else check.integer("max_runs", max_runs, minimum=1),
+        "max_seconds": None if max_seconds is None else check.real("max_seconds", max_seconds, low=0.0, low_open=True),
+    }
+    loss = population_loss(setting)
+    rng = np.random.default_rng(seed)
+    moves = _Moves(loss, rng)
+    minima, others = OrbitDatabase(loss.symmetries, orbit_tolerance), OrbitDatabase(loss.symmetries, orbit_tolerance)
+    details: dict[int, _Orbit] = {}
+    saddles: list[_Orbit] = []
+    statuses: Counter[str] = Counter()
+    new_per_round: list[int] = []
+    began = time.perf_counter()
+    runs = 0
+    stopped = ""
+    starts = initial_points(loss, initial or max(20, 2 * setting.m * setting.p), rng)
+    runner = _Runner(setting, options, executor)
+    try:
+        with tqdm(disable=not progress or None, unit="descent", desc="minima") as bar:
+            while True:
+                results = runner.solve(starts)
+                runs += len(results)
+                bar.update(len(results))
+                statuses.update(str(result.status) for result in results)
+                before = len(minima)
+                with threadpool_limits(1):
+                    for result in results:
+                        if result.status == Status.CONVERGED:
+                            _record(loss, result.theta, minima, others, details, saddles, eigenvalue_tolerance)
+                new_per_round.append(len(minima) - before)
+                bar.set_postfix(minima=len(minima), round=len(new_per_round))
+                stopped = _stop_reason(new_per_round, patience, runs, began, budgets)
+                if stopped:
+                    break
+                starts = _next_starts(moves, minima, details, saddles, moves_per_minimum)
+                if not len(starts):
+                    stopped = "no moves: no minimum found"
+                    break
+    finally:
+        runner.close()
+    return _result(setting, loss, minima, details, saddles, statuses, new_per_round, runs, began, stopped, tau_good,
+                   eigenvalue_tolerance)  # fmt: skip
+
+
+class _Runner:
+    """Runs the descents of each round: on the given executor, or on local processes started once
+    for the whole search when the first round shows that a round outlasts starting them."""
+
+    def __init__(self, setting: Setting, options: NewtonOptions, executor: Any) -> None:
+        self.setting = setting
+        self.options = options
+        self.executor = executor
+        self.pool = None
+        self.seconds_per_run: float | None = None
+
+    def solve(self, starts: np.ndarray) -> list:
+        executor = self.executor or self.pool
+        if executor is None and self.seconds_per_run is not None:
+            workers = _default_workers()
+            if workers > 1 and self.seconds_per_run * len(starts) > POOL_STARTUP_SECONDS * workers:
+                self.pool = executor = _local_pool(workers)
+            else:
+                executor = InProcessExecutor()
+        began = time.perf_counter()
+        results = solve_from_starts(
+            loss_system, (self.setting,), starts, options=self.options, executor=executor, progress=False
+        )
+        if self.seconds_per_run is None:  # round 0 ran on solve_from_starts' own choice of executor
+            self.seconds_per_run = (
+                (time.perf_counter() - began) / len(starts) * (_default_workers() if executor is None else 1)
+            )
+        return results
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _record(loss, theta, minima, others, details, saddles, tolerance) -> None:
+    """File a converged point under its orbit, classifying orbits met for the first time."""
+    if minima.keys:
+        index = minima.find(theta)
+        if index is not None:
+            minima.counts[index] += 1
+            return
+    if others.keys:
+        index = others.find(theta)
+        if index is not None:
+            others.counts[index] += 1
+            return
+    kind, eigenvalues, escape = _spectrum(loss, theta, tolerance)
+    orbit = _Orbit(theta=np.array(theta), kind=kind, eigenvalues=eigenvalues, escape=escape)
+    if kind == "minimum":
+        details[minima.add(theta)] = orbit
+    else:
+        others.add(theta)
+        if escape is not None:
+            saddles.append(orbit)
+
+
+def _stop_reason(new_per_round, patience, runs, began, budgets) -> str:
+    if len(new_per_round) > patience and not any(new_per_round[-patience:]):
+        return f"{patience} consecutive rounds without a new minimum"
+    if budgets["max_rounds"] is not None and len(new_per_round) >= budgets["max_rounds"]:
+        return f"max_rounds = {budgets['max_rounds']} reached"
+    if budgets["max_runs"] is not None and runs >= budgets["max_runs"]:
+        return f"max_runs = {budgets['max_runs']} reached"
+    if budgets["max_seconds"] is not None and time.perf_counter() - began >= budgets["max_seconds"]:
+        return f"max_seconds = {budgets['max_seconds']:g} reached"
+    return ""
+
+
+def _next_starts(moves: _Moves, minima: OrbitDatabase, details, saddles, moves_per_minimum: int) -> np.ndarray:
+    """The next round's starts: moves from every known minimum (more from new ones) and saddle escapes."""
+    starts = []
+    for index in range(len(minima)):
+        orbit = details[index]
+        count = moves_per_minimum if orbit.expanded == 0 else max(1, moves_per_minimum // 2)
+        orbit.expanded += 1
+        for _ in range(count):
+            move = moves.copy if moves.rng.random() < 0.5 else moves.redraw
+            starts.append(move(orbit))
+    for orbit in saddles:
+        if orbit.expanded == 0:
+            starts += moves.escape(orbit)
+            orbit.expanded += 1
+    return np.array(starts)
+
+
+def _result(setting, loss, minima, details, saddles, statuses, new_per_round, runs, began, stopped, tau_good,
+            tolerance) -> CriticalPointSet:  # fmt: skip
+    with threadpool_limits(1):
+        described = [
+            (describe_point(loss, theta, count, tau_good=tau_good, eigenvalue_tolerance=tolerance), details[index])
+            for index, (theta, count) in enumerate(zip(minima.points, minima.counts))
+        ]
+    described.sort(key=lambda pair: pair[0].loss)
+    return CriticalPointSet(
+        setting=setting.describe(),
+        points=tuple(point for point, _ in described),
+        status_counts={status.value: statuses.get(status.value, 0) for status in Status},
+        completeness=Completeness.from_counts([point.count for point, _ in described]),
+        metadata={
+            "search": "minima first (explore_minima)",
+            "rounds": len(new_per_round),
+            "runs": runs,
+            "seconds": round(time.perf_counter() - began, 3),
+            "stopped": stopped,
+            "new_minima_per_round": new_per_round,
+            "saddles": len(saddles),
+            "symmetries": loss.symmetries.describe(),
+            "expectation": loss.expectation,
+            "tau_good": tau_good,
+            "eigenvalue_tolerance": tolerance,
+            "undecided_orbit_tests": minima.undecided,
+            "spectra": [orbit.eigenvalues.tolist() for _, orbit in described],
+        },
+    )
