@@ -8,12 +8,12 @@ moves of neurons instead of random displacements):
 
 * **copy** a neuron of a known minimum onto another neuron (all branches; slightly
   perturbed): duplicated neurons are what distinguishes the bad minima;
-* **re-draw** one to three neurons of a known minimum from the start distribution (half of
-  the time one of them is a neuron that most nearly duplicates another);
+* **re-draw** from the start distribution the neuron that most nearly duplicates another
+  (half of the moves: a duplicated neuron is wasted capacity), or one to three random neurons;
 * **escape** a known saddle along its most negative curvature direction (both ways).
 
-Round 0 descends from random starts; every later round makes moves from the minima known so
-far (new minima get ``moves_per_minimum`` moves, others half of that), each followed by
+Round 0 descends from random starts; every later round makes ``moves_per_minimum`` moves
+from each minimum known so far, and two from each new saddle, each followed by
 saddle-free Newton descent and Newton (``NewtonOptions.descent_iterations``;
 critpoints.solver.newton). Converged runs are grouped by symmetry orbit
 (critpoints.landscape.orbits) and classified by their spectrum (critpoints.landscape.points).
@@ -121,17 +121,25 @@ class _Moves:
             blocks[name][target] = row + scale * self.rng.standard_normal(np.shape(row))
         return self._project(blocks)
 
-    def redraw(self, orbit: _Orbit) -> np.ndarray:
-        count = int(self.rng.integers(1, min(3, self.m) + 1))
-        neurons = self.rng.choice(self.m, size=count, replace=False)
-        if self.rng.random() < 0.5:  # a neuron that most nearly duplicates another: capacity to free
-            neurons[0] = self._most_duplicated(orbit.theta)
-            neurons = np.unique(neurons)
+    def redraw(self, orbit: _Orbit, duplicated: bool) -> np.ndarray:
+        """Re-draw the neuron that most nearly duplicates another (``duplicated``), or one to three
+        random neurons, from the start distribution."""
+        if duplicated:
+            neurons = np.array([self._most_duplicated(orbit.theta)])
+        else:
+            neurons = self.rng.choice(self.m, size=int(self.rng.integers(1, min(3, self.m) + 1)), replace=False)
         fresh = self.loss.layout.unpack(initial_points(self.loss, 1, self.rng)[0])
         blocks = self.loss.layout.unpack(orbit.theta)
         for name in self.rows:
             blocks[name][neurons] = fresh[name][neurons]
         return self._project(blocks)
+
+    def any(self, orbit: _Orbit) -> np.ndarray:
+        """One move: half the time the most duplicated neuron re-drawn, else a copy or random re-draws."""
+        draw = self.rng.random()
+        if draw < 0.5:
+            return self.redraw(orbit, duplicated=True)
+        return self.copy(orbit) if draw < 0.75 else self.redraw(orbit, duplicated=False)
 
     def _most_duplicated(self, theta: np.ndarray) -> int:
         weights = self.loss.unpack(theta)["W"]
@@ -152,7 +160,7 @@ def explore_minima(
     *,
     initial_starts: int | None = None,
     moves_per_minimum: int = 8,
-    patience: int = 3,
+    patience: int = 4,
     max_rounds: int | None = None,
     max_runs: int | None = None,
     max_seconds: float | None = None,
@@ -174,7 +182,7 @@ def explore_minima(
     initial_starts : int, optional
         Random starts of round 0 (default 2 m p, at least 20).
     moves_per_minimum : int
-        Moves from each newly found minimum per round (half of it, at least 1, from the others).
+        Moves from each known minimum per round.
     patience : int
         Stop after this many consecutive rounds without a new minimum orbit (K).
     max_rounds, max_runs, max_seconds : optional
@@ -333,15 +341,12 @@ def _stop_reason(new_per_round, patience, runs, began, budgets) -> str:
 
 
 def _next_starts(moves: _Moves, minima: OrbitDatabase, details, saddles, moves_per_minimum: int) -> np.ndarray:
-    """The next round's starts: moves from every known minimum (more from new ones) and saddle escapes."""
+    """The next round's starts: moves from every known minimum and escapes from new saddles."""
     starts = []
     for index in range(len(minima)):
         orbit = details[index]
-        count = moves_per_minimum if orbit.expanded == 0 else max(1, moves_per_minimum // 2)
         orbit.expanded += 1
-        for _ in range(count):
-            move = moves.copy if moves.rng.random() < 0.5 else moves.redraw
-            starts.append(move(orbit))
+        starts += [moves.any(orbit) for _ in range(moves_per_minimum)]
     for orbit in saddles:
         if orbit.expanded == 0:
             starts += moves.escape(orbit)

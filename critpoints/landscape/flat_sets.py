@@ -1,0 +1,327 @@
+"""Non-isolated critical sets: tested as manifolds and reported as one entry each.
+
+At a stationary point the Hessian restricted to the complement of the symmetry generators
+(critpoints.landscape.classification) may still have zero eigenvalues. Then the point may lie
+on a set of critical points of positive dimension — e.g. the flat global-minimum set of
+``ncl_cosine`` with a symrelu encoder (derivations/CLAIMS.md, claim 2: the global minima
+contain an open set), or InfoNCE at M = I with one-hot latents. Listing its points as if they
+were isolated orbits lists a new "orbit" for almost every start, and makes a Chao1 estimate
+over them meaningless.
+
+:func:`continue_flat_directions` tests the set near a point x: for each extra null direction
+v of the Hessian (unit, tangent) the point y = R_x(h v) is corrected by Newton (plain Newton
+steps, critpoints.solver.newton), for h = +-CONTINUATION_STEP, then +-CONTINUATION_STEP / 10
+(a point on the edge of a set continues only one way, or not far). The direction *continues*
+when Newton converges at y' with
+the loss unchanged (to ``loss_tolerance``) and y' stays at distance >= h/2 from x (it did not
+fall back onto x, as it does at a degenerate but isolated point). When every direction
+continues, the critical set is locally a manifold of that dimension (beyond the symmetry
+orbits); its transverse spectrum (the non-zero eigenvalues) decides its kind: "flat minimum
+set" when all are positive, "critical manifold" otherwise.
+
+:func:`merge_flat_sets` merges points on one connected set: same kind, dimension and loss, and
+joined by a path of critical points — the straight path (retracted) from one point to the
+image of the other nearest to it under the symmetry group (:func:`nearest_image`), corrected by
+Newton at ``PATH_STEPS`` points, stays critical at the same loss. Merging is transitive (a
+union-find over the pairs tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from critpoints.landscape.classification import DEFAULT_EIGENVALUE_TOLERANCE, symmetry_complement
+from critpoints.landscape.critical_manifold import CriticalManifold
+from critpoints.landscape.orbits import _normalise_scalings, _transforming_columns
+from critpoints.landscape.result import CriticalPoint
+from critpoints.landscape.system import LossSystem
+from critpoints.losses.population_loss import PopulationLoss
+from critpoints.losses.symmetries import SymmetryGroup
+from critpoints.solver.newton import NewtonOptions, newton_stationary
+
+#: Continuation step h, relative to max(1, ||theta||).
+CONTINUATION_STEP = 1e-2
+
+#: Null directions tested per point (a random orthonormal selection beyond this many).
+MAX_DIRECTIONS = 24
+
+#: Newton-corrected points on the path between two points of one set.
+PATH_STEPS = 8
+
+#: Points of a known component a new point tries a path from.
+MAX_PATH_TRIES = 3
+
+#: The loss is constant on the set to this tolerance, relative to max(1, |L|).
+LOSS_TOLERANCE = 1e-9
+
+_CORRECTION = NewtonOptions(max_iterations=30)
+
+
+@dataclass(frozen=True)
+class FlatTest:
+    """Outcome of :func:`continue_flat_directions` at one point.
+
+    Attributes
+    ----------
+    nullity : int
+        Extra null directions of the Hessian (beyond the symmetry generators).
+    continued : int
+        Directions tested along which the critical set continues.
+    tested : int
+        Directions tested (min(nullity, MAX_DIRECTIONS)).
+    index : int
+        Negative transverse eigenvalues.
+    smallest, largest : float
+        Extreme transverse eigenvalues (nan if none).
+    """
+
+    nullity: int
+    continued: int
+    tested: int
+    index: int
+    smallest: float
+    largest: float
+
+    @property
+    def is_manifold(self) -> bool:
+        """Every tested null direction continues."""
+        return self.nullity > 0 and self.continued == self.tested
+
+    @property
+    def kind(self) -> str:
+        """ "flat minimum set" or "critical manifold"."""
+        return "flat minimum set" if self.index == 0 else "critical manifold"
+
+
+def _null_directions(loss: PopulationLoss, theta: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit ambient tangent vectors spanning the extra null space, and the transverse eigenvalues."""
+    basis = loss.manifold.tangent_basis(theta)
+    hessian = loss.hessian_in_basis(theta)
+    complement, _ = symmetry_complement(
+        basis, loss.symmetry_generators(theta), scale=max(1.0, float(np.linalg.norm(theta)))
+    )
+    full = np.abs(np.linalg.eigvalsh(0.5 * (hessian + hessian.T))).max(initial=0.0)
+    reduced = complement.T @ hessian @ complement
+    values, vectors = np.linalg.eigh(0.5 * (reduced + reduced.T))
+    null = np.abs(values) <= tolerance * max(1.0, float(full))
+    return basis @ complement @ vectors[:, null], values[~null]
+
+
+def _corrected(system: LossSystem, theta: np.ndarray) -> np.ndarray | None:
+    result = newton_stationary(system, theta, _CORRECTION)
+    return result.theta if result.converged else None
+
+
+def continue_flat_directions(
+    loss: PopulationLoss,
+    theta: np.ndarray,
+    *,
+    eigenvalue_tolerance: float = DEFAULT_EIGENVALUE_TOLERANCE,
+    rng: np.random.Generator | None = None,
+) -> FlatTest:
+    """Whether the critical set through ``theta`` continues along each extra null direction.
+
+    Parameters
+    ----------
+    loss : PopulationLoss
+        A loss with a gradient (not the predictor field).
+    theta : ndarray
+        A stationary point.
+    eigenvalue_tolerance : float
+        As in critpoints.landscape.classification.
+    rng : numpy Generator, optional
+        Chooses the directions when there are more than ``MAX_DIRECTIONS`` (default seed 0).
+
+    Returns
+    -------
+    FlatTest
+    """
+    if loss.is_field:
+        raise ValueError("loss must be a gradient system; the predictor field has no loss to hold constant")
+    system = LossSystem(loss)
+    directions, transverse = _null_directions(loss, theta, eigenvalue_tolerance)
+    nullity = directions.shape[1]
+    if nullity > MAX_DIRECTIONS:
+        rotation, _ = np.linalg.qr((rng or np.random.default_rng(0)).standard_normal((nullity, MAX_DIRECTIONS)))
+        directions = directions @ rotation
+    value = loss.value(theta)
+    step = CONTINUATION_STEP * max(1.0, float(np.linalg.norm(theta)))
+    continued = 0
+    for direction in directions.T:
+        for length in (step, -step, step / 10, -step / 10):  # a point on the edge of a set continues one way
+            moved = _corrected(system, loss.manifold.retract(theta, length * direction))
+            if (
+                moved is not None
+                and abs(loss.value(moved) - value) <= LOSS_TOLERANCE * max(1.0, abs(value))
+                and np.linalg.norm(moved - theta) >= abs(length) / 2
+            ):
+                continued += 1
+                break
+    return FlatTest(
+        nullity=nullity,
+        continued=continued,
+        tested=directions.shape[1],
+        index=int(np.sum(transverse < 0)),
+        smallest=float(transverse.min()) if transverse.size else float("nan"),
+        largest=float(transverse.max()) if transverse.size else float("nan"),
+    )
+
+
+def nearest_image(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """An image of theta under the symmetry group close to ``reference`` (scalings normalised in both).
+
+    O(m): the orthogonal Procrustes rotation of the transforming blocks. Otherwise neurons are
+    matched to neurons (within each permutable class, with the better sign) by a linear
+    assignment on the distance of their rows, and, when the inputs are exchangeable, inputs to
+    inputs in the same way; the two assignments alternate twice. A heuristic: the path test that
+    uses it decides.
+    """
+    reference = _normalise_scalings(group, reference)
+    theta = _normalise_scalings(group, theta)
+    if group.rotations:
+        u, _, vt = np.linalg.svd(_transforming_columns(group, reference) @ _transforming_columns(group, theta).T)
+        return group.rotate(theta, u @ vt)
+    for _ in range(2):
+        theta = _match_neurons(group, reference, theta)
+        if group.input_permutations:
+            theta = _match_inputs(group, reference, theta)
+    return theta
+
+
+def _signed_assignment(rows_a: np.ndarray, rows_b: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Permutation and signs of the rows of b that best match the rows of a."""
+    plus = np.linalg.norm(rows_a[:, None, :] - rows_b[None, :, :], axis=-1)
+    minus = np.linalg.norm(rows_a[:, None, :] + rows_b[None, :, :], axis=-1) if signed else np.full_like(plus, np.inf)
+    _, columns = linear_sum_assignment(np.minimum(plus, minus))
+    signs = np.where(minus[np.arange(len(columns)), columns] < plus[np.arange(len(columns)), columns], -1.0, 1.0)
+    return columns, signs
+
+
+def _match_neurons(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    def rows(point: np.ndarray) -> np.ndarray:
+        blocks = group.layout.unpack(point)
+        return np.concatenate([blocks[name] for name in ("W", "W_t") if name in blocks], axis=1)
+
+    permutation, signs = np.arange(group.m), np.ones(group.m)
+    for members in group.permutable:
+        members = np.asarray(members)
+        columns, member_signs = _signed_assignment(rows(reference)[members], rows(theta)[members], group.sign_flips)
+        permutation[members], signs[members] = members[columns], member_signs
+    return group.flip(group.permute(theta, permutation), signs)
+
+
+def _match_inputs(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    def columns(point: np.ndarray) -> np.ndarray:
+        blocks = group.layout.unpack(point)
+        return np.concatenate([blocks[name] for name in ("W", "W_t") if name in blocks], axis=0).T
+
+    permutation, signs = _signed_assignment(columns(reference), columns(theta), group.input_sign_flips)
+    return group.act_on_inputs(theta, permutation, signs)
+
+
+def connected_by_critical_path(loss: PopulationLoss, start: np.ndarray, end: np.ndarray) -> bool:
+    """Whether the straight (retracted) path from ``start`` to ``end``, Newton-corrected at
+    ``PATH_STEPS`` points, stays critical at the loss of ``start`` and ends at ``end``."""
+    system = LossSystem(loss)
+    value = loss.value(start)
+    if abs(loss.value(end) - value) > LOSS_TOLERANCE * max(1.0, abs(value)):
+        return False
+    length = float(np.linalg.norm(end - start))
+    current = start
+    for t in np.linspace(0.0, 1.0, PATH_STEPS + 1)[1:]:
+        target = loss.manifold.project(start + t * (end - start))
+        moved = _corrected(system, loss.manifold.project(current + (target - current)))
+        if moved is None or abs(loss.value(moved) - value) > LOSS_TOLERANCE * max(1.0, abs(value)):
+            return False
+        if np.linalg.norm(moved - target) > 0.5 * length / PATH_STEPS + 1e-12:
+            return False  # the correction left the path: no critical path along it
+        current = moved
+    return True
+
+
+def merge_flat_sets(loss: PopulationLoss, thetas: list[np.ndarray], tests: list[FlatTest]) -> list[list[int]]:
+    """Groups of indices of points on one connected critical set (see the module docstring)."""
+    parent = list(range(len(thetas)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    values = [loss.value(theta) for theta in thetas]
+    signatures = [(test.kind, test.continued, test.index) for test in tests]
+    members: dict[int, list[int]] = {}  # component root -> its first points (the ones paths are tried from)
+    for b in range(len(thetas)):
+        for a_root in list(members):
+            a = members[a_root][0]
+            if signatures[a] != signatures[b] or abs(values[a] - values[b]) > LOSS_TOLERANCE * max(1.0, abs(values[a])):
+                continue
+            for a in members[a_root][:MAX_PATH_TRIES]:
+                image = nearest_image(loss.symmetries, thetas[a], thetas[b])
+                if connected_by_critical_path(loss, _normalise_scalings(loss.symmetries, thetas[a]), image):
+                    parent[root(b)] = root(a)
+                    break
+        joined = root(b)
+        if joined == b:
+            members[b] = [b]
+        else:
+            members[joined].append(b)
+        # components joined through b: fold their lists into one
+        for other in [r for r in members if r != root(r)]:
+            members[root(other)] += members.pop(other)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(thetas)):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+def split_flat_sets(
+    loss: PopulationLoss,
+    thetas: list[np.ndarray],
+    points: list[CriticalPoint],
+    *,
+    eigenvalue_tolerance: float = DEFAULT_EIGENVALUE_TOLERANCE,
+) -> tuple[list[CriticalPoint], list[CriticalManifold]]:
+    """Separate the points on critical sets of positive dimension from the isolated ones.
+
+    Every ``degenerate`` point (extra null directions) of a gradient loss is tested by
+    :func:`continue_flat_directions`; those on a manifold are merged by :func:`merge_flat_sets`
+    into :class:`CriticalManifold` entries (counts added up; the representative is the point
+    reached by most runs). Returns the isolated points (in order) and the manifolds, lowest loss first.
+    """
+    if loss.is_field:
+        return list(points), []
+    flat = []
+    for index, point in enumerate(points):
+        if point.nullity:
+            test = continue_flat_directions(loss, thetas[index], eigenvalue_tolerance=eigenvalue_tolerance)
+            if test.is_manifold:
+                flat.append((index, test))
+    groups = merge_flat_sets(loss, [thetas[i] for i, _ in flat], [test for _, test in flat])
+    manifolds = []
+    for group in groups:
+        members = [flat[i] for i in group]
+        index, test = max(members, key=lambda member: points[member[0]].count)
+        representative = points[index]
+        manifolds.append(
+            CriticalManifold(
+                kind=test.kind,
+                dimension=test.continued,
+                loss=representative.loss,
+                index=test.index,
+                smallest_transverse=test.smallest,
+                largest_transverse=test.largest,
+                label=representative.label,
+                alignment=representative.alignment,
+                count=sum(points[i].count for i, _ in members),
+                points=len(members),
+                params=representative.params,
+            )
+        )
+    on_sets = {index for index, _ in flat}
+    isolated = [point for index, point in enumerate(points) if index not in on_sets]
+    return isolated, sorted(manifolds, key=lambda manifold: manifold.loss)
