@@ -2,7 +2,7 @@
 
 ncl_cosine (tied), symrelu bias -0.3, unit rows, M = I, one-hot, m = d = 4: the global minima
 L = 2 - 2(1-q)^2 contain an open set (derivations/CLAIMS.md, claim 2), so the Hessian vanishes on
-the whole tangent space there. The engine must list that set as one entry whose count is the
+the whole tangent space there (a "flat region"). The engine must list that set as one entry whose count is the
 number of runs on it, and the number of entries must not grow with the restarts.
 """
 
@@ -47,7 +47,7 @@ def test_the_flat_global_minimum_set_is_one_entry_that_does_not_multiply(runs):
         assert len(at_minimum) == 1, n
         assert not [p for p in result if abs(p.loss - global_minimum) < 1e-9]  # no isolated entries at it
         entry = at_minimum[0]
-        assert entry.kind == "flat minimum set" and entry.dimension == 4 * 3  # the whole tangent space
+        assert entry.kind == "flat region" and entry.dimension == 4 * 3  # the whole tangent space
         converged = result.status_counts["converged"]
         assert sum(m.count for m in result.manifolds) + sum(p.count for p in result) == converged
     assert len(runs[80].manifolds) == len(runs[240].manifolds)
@@ -76,7 +76,7 @@ def test_an_isolated_minimum_has_no_null_direction_to_continue():
 def test_table_and_round_trip_keep_the_entries(runs, tmp_path):
     result = runs[80]
     table = result.table()
-    assert "flat minimum set: dimension 12, loss 1.5" in table
+    assert "flat region: dimension 12, loss 1.5" in table
     assert "minima: orbits found" in table
     result.to_json(tmp_path / "r.json")
     loaded = load_result(tmp_path / "r.json")

@@ -18,7 +18,9 @@ class CriticalManifold:
     Attributes
     ----------
     kind : str
-        "flat minimum set" (transverse spectrum positive) or "critical manifold".
+        "flat minimum set" (transverse spectrum positive), "critical manifold" (some negative
+        transverse eigenvalue) or "flat region" (no transverse direction: the Hessian is zero on
+        the whole tangent space beyond the symmetries).
     dimension : int
         Dimension of the set beyond the symmetry orbits: the extra null directions of the
         Hessian along which Newton-corrected continuation stays critical at constant loss.
@@ -32,6 +34,8 @@ class CriticalManifold:
         Label of the representative ("collapsed", "good", "bad"); other points of the set may differ.
     alignment : ndarray (d,)
         The representative's alignment a_j = max_i |cos(w_i, M_j)|.
+    labels : dict[str, int]
+        Runs that ended on the set, by the label of the point each reached.
     count : int
         Runs that ended on the set.
     points : int
@@ -48,6 +52,7 @@ class CriticalManifold:
     largest_transverse: float
     label: str
     alignment: np.ndarray
+    labels: dict
     count: int
     points: int
     params: dict
@@ -76,5 +81,6 @@ class CriticalManifold:
         )
         return (
             f"{self.kind}: dimension {self.dimension}, loss {self.loss:.8g}, {transverse}; representative "
-            f"{self.label} (a min {self.alignment.min():.3f}); {self.count} runs on it ({self.points} orbits merged)"
+            f"{self.label} (a min {self.alignment.min():.3f}); {self.count} runs on it ({self.points} orbits merged; "
+            f"runs by label {dict(sorted(self.labels.items()))})"
         )

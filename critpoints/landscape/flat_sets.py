@@ -17,7 +17,9 @@ the loss unchanged (to ``loss_tolerance``) and y' stays at distance >= h/2 from 
 fall back onto x, as it does at a degenerate but isolated point). When every direction
 continues, the critical set is locally a manifold of that dimension (beyond the symmetry
 orbits); its transverse spectrum (the non-zero eigenvalues) decides its kind: "flat minimum
-set" when all are positive, "critical manifold" otherwise.
+set" when all are positive, "critical manifold" otherwise, and "flat region" when there is
+none (an open set of critical points, such as a dead region; whether it holds minima depends on
+its boundary).
 
 :func:`merge_flat_sets` merges points on one connected set: same kind, dimension and loss, and
 joined by a path of critical points — the straight path (retracted) from one point to the
@@ -28,6 +30,7 @@ union-find over the pairs tested).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +95,15 @@ class FlatTest:
 
     @property
     def kind(self) -> str:
-        """ "flat minimum set" or "critical manifold"."""
+        """The kind of the set: "flat region", "flat minimum set" or "critical manifold".
+
+        "flat region" when there is no transverse direction (the Hessian is zero on the whole
+        tangent space beyond the symmetries: whether the set holds minima depends on its
+        boundary, which no second-order test sees); "flat minimum set" when the transverse
+        spectrum is positive; "critical manifold" otherwise.
+        """
+        if np.isnan(self.smallest):
+            return "flat region"
         return "flat minimum set" if self.index == 0 else "critical manifold"
 
 
@@ -279,6 +290,13 @@ def merge_flat_sets(loss: PopulationLoss, thetas: list[np.ndarray], tests: list[
     return list(groups.values())
 
 
+def _label_runs(points: list[CriticalPoint], members: list) -> Counter:
+    runs: Counter = Counter()
+    for index, _ in members:
+        runs[points[index].label] += points[index].count
+    return runs
+
+
 def split_flat_sets(
     loss: PopulationLoss,
     thetas: list[np.ndarray],
@@ -317,6 +335,7 @@ def split_flat_sets(
                 largest_transverse=test.largest,
                 label=representative.label,
                 alignment=representative.alignment,
+                labels=dict(_label_runs(points, members)),
                 count=sum(points[i].count for i, _ in members),
                 points=len(members),
                 params=representative.params,
