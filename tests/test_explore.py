@@ -97,3 +97,25 @@ def test_the_predictor_field_is_refused():
     setting = Setting(p=3, d=3, m=3, loss="ncl_predictor")
     with pytest.raises(ValueError, match="vector field"):
         explore_minima(setting, progress=False)
+
+
+def test_a_dask_client_gives_the_same_minima():
+    distributed = pytest.importorskip("distributed")
+    setting = claim3_setting(3)
+    options = dict(seed=2, progress=False, max_rounds=2)
+    reference = explore_minima(setting, executor=IN_PROCESS, **options)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = explore_minima(setting, executor=client, **options)
+    assert str(remote) == str(reference)
+    assert remote.metadata["spectra"] == reference.metadata["spectra"]
+
+
+def test_flat_regions_met_by_the_search_are_reported_as_sets():
+    """ncl_cosine (tied), claim 2: the descents end on flat regions, which have no strict minimum to hop from."""
+    setting = Setting(p=3, d=3, m=3, loss="ncl_cosine", tied=True, encoder="symrelu", bias=-0.3, constraint="unit_rows")
+    result = explore_minima(setting, executor=IN_PROCESS, progress=False)
+    assert len(result) == 0 and result.metadata["stopped"] == "no moves: no minimum found"
+    regions = {round(region.loss, 12): region for region in result.manifolds}
+    assert 2 - 2 * (1 - 0.5) ** 2 in regions and all(r.kind == "flat region" for r in regions.values())
+    assert sum(region.count for region in result.manifolds) == result.status_counts["converged"]

@@ -24,7 +24,8 @@ start is a random draw or a move from a minimum the search found itself.
 The result is a :class:`~critpoints.landscape.result.CriticalPointSet` holding the minima
 (lowest loss first; ``count`` = runs that ended on each), whose completeness line is the Chao1
 estimate over the minima's counts; its metadata records the rounds, the runs, the time, why
-the search stopped, and each minimum's Hessian spectrum.
+the search stopped, and each minimum's Hessian spectrum. Flat critical sets met on the way
+(degenerate orbits) are tested and reported as in ``enumerate_critical_points``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from critpoints.landscape.classification import (
     symmetry_complement,
 )
 from critpoints.landscape.engine import DESCENT_ITERATIONS
+from critpoints.landscape.flat_sets import split_flat_sets
 from critpoints.landscape.initialization import initial_points
 from critpoints.landscape.labels import DEFAULT_TAU_GOOD
 from critpoints.landscape.orbits import ORBIT_TOLERANCE, OrbitDatabase
@@ -203,9 +205,11 @@ def explore_minima(
     CriticalPointSet
         The minima, one per orbit, lowest loss first, with ``count`` = descents ending on it;
         ``completeness`` is Chao1 over those counts. ``metadata`` holds ``rounds``, ``runs``,
-        ``seconds``, ``stopped`` (the reason), ``new_minima_per_round``, ``saddles`` (other
-        converged orbits met) and ``spectra`` (each minimum's Hessian eigenvalues after
-        removing symmetry modes, in the order of the points).
+        ``seconds``, ``stopped`` (the reason), ``new_minima_per_round``, ``saddles`` (saddles
+        met), ``other_orbits`` (converged orbits that are not strict minima) and ``spectra``
+        (each minimum's Hessian eigenvalues after removing symmetry modes, in the order of the
+        points). Degenerate orbits met on the way that lie on critical sets of positive
+        dimension are in ``manifolds`` (critpoints.landscape.flat_sets), one entry per set.
 
     Raises
     ------
@@ -235,9 +239,7 @@ def explore_minima(
     loss = population_loss(setting)
     rng = np.random.default_rng(seed)
     moves = _Moves(loss, rng)
-    minima, others = OrbitDatabase(loss.symmetries, orbit_tolerance), OrbitDatabase(loss.symmetries, orbit_tolerance)
-    details: dict[int, _Orbit] = {}
-    saddles: list[_Orbit] = []
+    found = _Found(loss, orbit_tolerance, eigenvalue_tolerance)
     statuses: Counter[str] = Counter()
     new_per_round: list[int] = []
     began = time.perf_counter()
@@ -252,24 +254,31 @@ def explore_minima(
                 runs += len(results)
                 bar.update(len(results))
                 statuses.update(str(result.status) for result in results)
-                before = len(minima)
+                before = len(found.minima)
                 with threadpool_limits(1):
                     for result in results:
                         if result.status == Status.CONVERGED:
-                            _record(loss, result.theta, minima, others, details, saddles, eigenvalue_tolerance)
-                new_per_round.append(len(minima) - before)
-                bar.set_postfix(minima=len(minima), round=len(new_per_round))
+                            found.record(result.theta)
+                new_per_round.append(len(found.minima) - before)
+                bar.set_postfix(minima=len(found.minima), round=len(new_per_round))
                 stopped = _stop_reason(new_per_round, patience, runs, began, budgets)
                 if stopped:
                     break
-                starts = _next_starts(moves, minima, details, saddles, moves_per_minimum)
+                starts = _next_starts(moves, found, moves_per_minimum)
                 if not len(starts):
                     stopped = "no moves: no minimum found"
                     break
     finally:
         runner.close()
-    return _result(setting, loss, minima, details, saddles, statuses, new_per_round, runs, began, stopped, tau_good,
-                   eigenvalue_tolerance)  # fmt: skip
+    search = {
+        "search": "minima first (explore_minima)",
+        "rounds": len(new_per_round),
+        "runs": runs,
+        "seconds": round(time.perf_counter() - began, 3),
+        "stopped": stopped,
+        "new_minima_per_round": new_per_round,
+    }
+    return _result(setting, found, statuses, search, tau_good)
 
 
 class _Runner:
@@ -306,26 +315,35 @@ class _Runner:
             self.pool.shutdown()
 
 
-def _record(loss, theta, minima, others, details, saddles, tolerance) -> None:
-    """File a converged point under its orbit, classifying orbits met for the first time."""
-    if minima.keys:
-        index = minima.find(theta)
-        if index is not None:
-            minima.counts[index] += 1
+class _Found:
+    """The orbits met so far: minima (with their details), and the other converged orbits."""
+
+    def __init__(self, loss: PopulationLoss, orbit_tolerance: float, eigenvalue_tolerance: float) -> None:
+        self.loss = loss
+        self.tolerance = eigenvalue_tolerance
+        self.minima = OrbitDatabase(loss.symmetries, orbit_tolerance)
+        self.others = OrbitDatabase(loss.symmetries, orbit_tolerance)
+        self.details: dict[int, _Orbit] = {}  # by index in ``minima``
+        self.saddles: list[_Orbit] = []
+        self.degenerate: list[int] = []  # indices in ``others`` with extra null directions
+
+    def record(self, theta: np.ndarray) -> None:
+        """File a converged point under its orbit, classifying orbits met for the first time."""
+        for database in (self.minima, self.others):
+            index = database.find(theta) if database.keys else None
+            if index is not None:
+                database.counts[index] += 1
+                return
+        kind, eigenvalues, escape = _spectrum(self.loss, theta, self.tolerance)
+        orbit = _Orbit(theta=np.array(theta), kind=kind, eigenvalues=eigenvalues, escape=escape)
+        if kind == "minimum":
+            self.details[self.minima.add(theta)] = orbit
             return
-    if others.keys:
-        index = others.find(theta)
-        if index is not None:
-            others.counts[index] += 1
-            return
-    kind, eigenvalues, escape = _spectrum(loss, theta, tolerance)
-    orbit = _Orbit(theta=np.array(theta), kind=kind, eigenvalues=eigenvalues, escape=escape)
-    if kind == "minimum":
-        details[minima.add(theta)] = orbit
-    else:
-        others.add(theta)
+        index = self.others.add(theta)
+        if kind == "degenerate":
+            self.degenerate.append(index)
         if escape is not None:
-            saddles.append(orbit)
+            self.saddles.append(orbit)
 
 
 def _stop_reason(new_per_round, patience, runs, began, budgets) -> str:
@@ -340,46 +358,55 @@ def _stop_reason(new_per_round, patience, runs, began, budgets) -> str:
     return ""
 
 
-def _next_starts(moves: _Moves, minima: OrbitDatabase, details, saddles, moves_per_minimum: int) -> np.ndarray:
+def _next_starts(moves: _Moves, found: _Found, moves_per_minimum: int) -> np.ndarray:
     """The next round's starts: moves from every known minimum and escapes from new saddles."""
     starts = []
-    for index in range(len(minima)):
-        orbit = details[index]
+    for index in range(len(found.minima)):
+        orbit = found.details[index]
         orbit.expanded += 1
         starts += [moves.any(orbit) for _ in range(moves_per_minimum)]
-    for orbit in saddles:
+    for orbit in found.saddles:
         if orbit.expanded == 0:
             starts += moves.escape(orbit)
             orbit.expanded += 1
     return np.array(starts)
 
 
-def _result(setting, loss, minima, details, saddles, statuses, new_per_round, runs, began, stopped, tau_good,
-            tolerance) -> CriticalPointSet:  # fmt: skip
+def _result(setting: Setting, found: _Found, statuses: Counter, search: dict, tau_good: float) -> CriticalPointSet:
+    """The minima table; degenerate orbits met on the way are tested as flat sets (critpoints.landscape.flat_sets)."""
+    loss, tolerance = found.loss, found.tolerance
     with threadpool_limits(1):
         described = [
-            (describe_point(loss, theta, count, tau_good=tau_good, eigenvalue_tolerance=tolerance), details[index])
-            for index, (theta, count) in enumerate(zip(minima.points, minima.counts))
+            (
+                describe_point(loss, theta, count, tau_good=tau_good, eigenvalue_tolerance=tolerance),
+                found.details[index],
+            )
+            for index, (theta, count) in enumerate(zip(found.minima.points, found.minima.counts))
         ]
+        flat_thetas = [found.others.points[index] for index in found.degenerate]
+        flat_points = [
+            describe_point(loss, theta, found.others.counts[index], tau_good=tau_good, eigenvalue_tolerance=tolerance)
+            for theta, index in zip(flat_thetas, found.degenerate)
+        ]
+        _, manifolds = split_flat_sets(loss, flat_thetas, flat_points, eigenvalue_tolerance=tolerance)
     described.sort(key=lambda pair: pair[0].loss)
+    points = [point for point, _ in described]
+    minima = Completeness.from_counts([point.count for point in points])
     return CriticalPointSet(
         setting=setting.describe(),
-        points=tuple(point for point, _ in described),
+        points=tuple(points),
         status_counts={status.value: statuses.get(status.value, 0) for status in Status},
-        completeness=Completeness.from_counts([point.count for point, _ in described]),
+        completeness=minima,
+        manifolds=tuple(manifolds),
         metadata={
-            "search": "minima first (explore_minima)",
-            "rounds": len(new_per_round),
-            "runs": runs,
-            "seconds": round(time.perf_counter() - began, 3),
-            "stopped": stopped,
-            "new_minima_per_round": new_per_round,
-            "saddles": len(saddles),
+            **search,
+            "saddles": len(found.saddles),
+            "other_orbits": len(found.others),
             "symmetries": loss.symmetries.describe(),
             "expectation": loss.expectation,
             "tau_good": tau_good,
             "eigenvalue_tolerance": tolerance,
-            "undecided_orbit_tests": minima.undecided,
+            "undecided_orbit_tests": found.minima.undecided + found.others.undecided,
             "spectra": [orbit.eigenvalues.tolist() for _, orbit in described],
         },
     )
