@@ -7,13 +7,16 @@ between minima, which this search makes (Wales and Doye's basin-hopping in spiri
 moves of neurons instead of random displacements):
 
 * **copy** a neuron of a known minimum onto another neuron (all branches; slightly
-  perturbed): duplicated neurons are what distinguishes the bad minima;
-* **re-draw** from the start distribution the neuron that most nearly duplicates another
-  (half of the moves: a duplicated neuron is wasted capacity), or one to three random neurons;
+  perturbed): duplicated neurons are what distinguishes the bad minima. Neurons equal up to
+  sign form classes, and each distinct copy (an ordered pair of classes) is made once before
+  any random pair;
+* **re-draw** from the start distribution the neuron that most nearly duplicates another (a
+  duplicated neuron is wasted capacity), or one to three random neurons;
 * **escape** a known saddle along its most negative curvature direction (both ways).
 
 Round 0 descends from random starts; every later round makes ``moves_per_minimum`` moves
-from each minimum known so far, and two from each new saddle, each followed by
+(each kind a third of the time; twice as many from a minimum found in the round before) from
+each minimum known so far, and two from each new saddle, each followed by
 saddle-free Newton descent and Newton (``NewtonOptions.descent_iterations``;
 critpoints.solver.newton). Converged runs are grouped by symmetry orbit
 (critpoints.landscape.orbits) and classified by their spectrum (critpoints.landscape.points).
@@ -78,7 +81,7 @@ class _Orbit:
     eigenvalues: np.ndarray
     escape: np.ndarray | None  # unit tangent direction of most negative curvature (saddles)
     expanded: int = 0
-    copies: list = dataclasses.field(default_factory=list)  # (source, target) pairs not yet copied
+    copies: list | None = None  # distinct (source, target) copies not yet made
 
 
 def _spectrum(loss: PopulationLoss, theta: np.ndarray, tolerance: float) -> tuple[str, np.ndarray, np.ndarray | None]:
@@ -110,12 +113,21 @@ class _Moves:
         return self.loss.manifold.project(self.loss.layout.pack(**blocks))
 
     def copy(self, orbit: _Orbit) -> np.ndarray:
-        """Copy one neuron onto another; the pairs of an orbit are taken in a shuffled order, all
-        before any twice."""
-        if not orbit.copies:
-            pairs = [(i, k) for i in range(self.m) for k in range(self.m) if i != k]
+        """Copy one neuron onto another (slightly perturbed).
+
+        Neurons equal up to sign are one class: copying within a class changes nothing, and
+        copying between two classes does the same whichever members are chosen. So an orbit's
+        distinct copies (one per ordered pair of classes) are made first, in a shuffled order;
+        then random pairs.
+        """
+        if orbit.copies is None:
+            classes = self._neuron_classes(orbit.theta)
+            pairs = [(a[0], b[0]) for a in classes for b in classes if a is not b]
             orbit.copies = [pairs[index] for index in self.rng.permutation(len(pairs))]
-        source, target = orbit.copies.pop()
+        if orbit.copies:
+            source, target = orbit.copies.pop()
+        else:
+            source, target = self.rng.choice(self.m, size=2, replace=False)
         blocks = self.loss.layout.unpack(orbit.theta)
         for name in self.rows:
             row = blocks[name][source]
@@ -137,11 +149,27 @@ class _Moves:
         return self._project(blocks)
 
     def any(self, orbit: _Orbit) -> np.ndarray:
-        """One move: half the time the most duplicated neuron re-drawn, else a copy or random re-draws."""
+        """One move, each kind a third of the time: the most duplicated neuron re-drawn, a copy,
+        random re-draws."""
         draw = self.rng.random()
-        if draw < 0.5:
+        if draw < 1 / 3:
             return self.redraw(orbit, duplicated=True)
-        return self.copy(orbit) if draw < 0.75 else self.redraw(orbit, duplicated=False)
+        return self.copy(orbit) if draw < 2 / 3 else self.redraw(orbit, duplicated=False)
+
+    def _neuron_classes(self, theta: np.ndarray) -> list[list[int]]:
+        """Neurons grouped by equality of their rows (all branches) up to sign, to 1e-6."""
+        blocks = self.loss.layout.unpack(theta)
+        rows = np.concatenate([blocks[name].reshape(self.m, -1) for name in self.rows], axis=1)
+        classes: list[list[int]] = []
+        for neuron in range(self.m):
+            for members in classes:
+                other = rows[members[0]]
+                if min(np.abs(rows[neuron] - other).max(), np.abs(rows[neuron] + other).max()) <= 1e-6:
+                    members.append(neuron)
+                    break
+            else:
+                classes.append([neuron])
+        return classes
 
     def _most_duplicated(self, theta: np.ndarray) -> int:
         weights = self.loss.unpack(theta)["W"]
@@ -184,7 +212,7 @@ def explore_minima(
     initial_starts : int, optional
         Random starts of round 0 (default 2 m p, at least 20).
     moves_per_minimum : int
-        Moves from each known minimum per round.
+        Moves from each known minimum per round (twice as many in the round after it is found).
     patience : int
         Stop after this many consecutive rounds without a new minimum orbit (K).
     max_rounds, max_runs, max_seconds : optional
@@ -363,8 +391,9 @@ def _next_starts(moves: _Moves, found: _Found, moves_per_minimum: int) -> np.nda
     starts = []
     for index in range(len(found.minima)):
         orbit = found.details[index]
+        count = 2 * moves_per_minimum if orbit.expanded == 0 else moves_per_minimum  # new minima: twice
         orbit.expanded += 1
-        starts += [moves.any(orbit) for _ in range(moves_per_minimum)]
+        starts += [moves.any(orbit) for _ in range(count)]
     for orbit in found.saddles:
         if orbit.expanded == 0:
             starts += moves.escape(orbit)
