@@ -23,7 +23,8 @@ class CriticalManifold:
         the whole tangent space beyond the symmetries).
     dimension : int
         Dimension of the set beyond the symmetry orbits: the extra null directions of the
-        Hessian along which Newton-corrected continuation stays critical at constant loss.
+        Hessian along which Newton-corrected continuation stays critical at constant loss, at
+        the representative (the largest over the merged points: a set may have strata).
     loss : float
         L on the set.
     index : int

@@ -21,11 +21,13 @@ set" when all are positive, "critical manifold" otherwise, and "flat region" whe
 none (an open set of critical points, such as a dead region; whether it holds minima depends on
 its boundary).
 
-:func:`merge_flat_sets` merges points on one connected set: same kind, dimension and loss, and
-joined by a path of critical points — the straight path (retracted) from one point to the
-image of the other nearest to it under the symmetry group (:func:`nearest_image`), corrected by
-Newton at ``PATH_STEPS`` points, stays critical at the same loss. Merging is transitive (a
-union-find over the pairs tested).
+:func:`merge_flat_sets` merges points on one connected set: same loss and transverse index,
+and joined by a path of critical points from one point to the image of the other nearest to
+it under the symmetry group (:func:`nearest_image`): short steps towards it, each corrected by
+Newton, stay critical at the same loss, never jump (:func:`connected_by_critical_path`).
+Merging is transitive (a union-find over the pairs tested). The merged points may lie on
+strata of different dimensions; the entry reports the largest, and its kind, at a
+representative of that dimension.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ CONTINUATION_STEP = 1e-2
 MAX_DIRECTIONS = 24
 
 #: Newton-corrected points on the path between two points of one set.
-PATH_STEPS = 8
+PATH_STEPS = 16
 
 #: Points of a known component a new point tries a path from.
 MAX_PATH_TRIES = 3
@@ -234,23 +236,28 @@ def _match_inputs(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray
 
 
 def connected_by_critical_path(loss: PopulationLoss, start: np.ndarray, end: np.ndarray) -> bool:
-    """Whether the straight (retracted) path from ``start`` to ``end``, Newton-corrected at
-    ``PATH_STEPS`` points, stays critical at the loss of ``start`` and ends at ``end``."""
+    """Whether a path of critical points at the loss of ``start`` leads from ``start`` to ``end``.
+
+    ``PATH_STEPS`` steps, each from the current point a fraction 1/(steps left) of the way to
+    ``end`` (retracted), then corrected by Newton. The path holds when every corrected point is
+    critical at the same loss, each correction moves less than half the step (the path follows
+    the set, possibly curved, and does not jump to another set), and the last point is ``end``.
+    """
     system = LossSystem(loss)
     value = loss.value(start)
-    if abs(loss.value(end) - value) > LOSS_TOLERANCE * max(1.0, abs(value)):
+    tolerance = LOSS_TOLERANCE * max(1.0, abs(value))
+    if abs(loss.value(end) - value) > tolerance:
         return False
-    length = float(np.linalg.norm(end - start))
     current = start
-    for t in np.linspace(0.0, 1.0, PATH_STEPS + 1)[1:]:
-        target = loss.manifold.project(start + t * (end - start))
-        moved = _corrected(system, loss.manifold.project(current + (target - current)))
-        if moved is None or abs(loss.value(moved) - value) > LOSS_TOLERANCE * max(1.0, abs(value)):
+    for left in range(PATH_STEPS, 0, -1):
+        target = loss.manifold.project(current + (end - current) / left)
+        moved = _corrected(system, target)
+        if moved is None or abs(loss.value(moved) - value) > tolerance:
             return False
-        if np.linalg.norm(moved - target) > 0.5 * length / PATH_STEPS + 1e-12:
+        if np.linalg.norm(moved - target) > 0.5 * np.linalg.norm(target - current) + 1e-12:
             return False  # the correction left the path: no critical path along it
         current = moved
-    return True
+    return bool(np.linalg.norm(current - end) <= 1e-6 * max(1.0, float(np.linalg.norm(end))))
 
 
 def merge_flat_sets(loss: PopulationLoss, thetas: list[np.ndarray], tests: list[FlatTest]) -> list[list[int]]:
@@ -264,7 +271,7 @@ def merge_flat_sets(loss: PopulationLoss, thetas: list[np.ndarray], tests: list[
         return i
 
     values = [loss.value(theta) for theta in thetas]
-    signatures = [(test.kind, test.continued, test.index) for test in tests]
+    signatures = [test.index for test in tests]
     members: dict[int, list[int]] = {}  # component root -> its first points (the ones paths are tried from)
     for b in range(len(thetas)):
         for a_root in list(members):
@@ -308,8 +315,9 @@ def split_flat_sets(
 
     Every ``degenerate`` point (extra null directions) of a gradient loss is tested by
     :func:`continue_flat_directions`; those on a manifold are merged by :func:`merge_flat_sets`
-    into :class:`CriticalManifold` entries (counts added up; the representative is the point
-    reached by most runs). Returns the isolated points (in order) and the manifolds, lowest loss first.
+    into :class:`CriticalManifold` entries (counts added up; the representative is a point of
+    the largest dimension, reached by most runs). Returns the isolated points (in order) and
+    the manifolds, lowest loss first.
     """
     if loss.is_field:
         return list(points), []
@@ -323,7 +331,8 @@ def split_flat_sets(
     manifolds = []
     for group in groups:
         members = [flat[i] for i in group]
-        index, test = max(members, key=lambda member: points[member[0]].count)
+        # the representative: a point of the largest dimension (the set may have strata), most runs first
+        index, test = max(members, key=lambda member: (member[1].continued, points[member[0]].count))
         representative = points[index]
         manifolds.append(
             CriticalManifold(
