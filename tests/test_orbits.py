@@ -47,7 +47,7 @@ GROUPS = {
     "random dictionary: no input symmetry": group(inputs=False),
     "O(m), scalings of W and W_t, signed S_p": group(two=True, rotations=True, scalings=(("W",), ("W_t",))),
     "O(m), P, scaling of P, fixed inputs": group(predictor=True, rotations=True, scalings=(("P",),), inputs=False),
-    "rescaled (W, b) and (W_t, b_t), S_p": group(two=True, bias=True, scalings=(("W", "b"), ("W_t", "b_t"))),
+    "rescaled (W, b) and (W_t, b_t), signed S_p": group(two=True, bias=True, scalings=(("W", "b"), ("W_t", "b_t"))),
 }
 DISCRETE = {name: g for name, g in GROUPS.items() if not g.rotations}
 
