@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from critpoints import Setting, enumerate_critical_points, load_result, population_loss
-from critpoints.landscape.flat_sets import continue_flat_directions
+from critpoints.landscape.flat_sets import connected_by_critical_path, continue_flat_directions
 from critpoints.solver.restarts import InProcessExecutor
 
 IN_PROCESS = InProcessExecutor()
@@ -83,3 +83,31 @@ def test_table_and_round_trip_keep_the_entries(runs, tmp_path):
     assert json.dumps([m.to_dict() for m in loaded.manifolds]) == json.dumps([m.to_dict() for m in result.manifolds])
     result.to_csv(tmp_path / "r.csv")
     assert len(load_result(tmp_path / "r.csv").manifolds) == len(result.manifolds)
+
+
+def test_paths_join_points_of_one_set_and_never_two_isolated_minima():
+    """{W = W_t} of unmasked ncl_squared is a linear space of minima: any two of its points are joined.
+    Two different signed-atom minima of claim 3 with the same value (d = 8: n = (3, 2, 1, 1, 1) and
+    (2, 2, 2, 2)) are isolated: no path of critical points joins them."""
+    unmasked = Setting(
+        p=3,
+        d=2,
+        m=2,
+        loss="ncl_squared",
+        dictionary=("random", 3),
+        noise=0.2,
+        latent=("bernoulli", 0.5),
+        augmentation=("independent_mask", 0.0),
+    )
+    loss = population_loss(unmasked)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 2, 3))
+    assert connected_by_critical_path(loss, loss.pack(W=a, W_t=a), loss.pack(W=b, W_t=b))
+    assert not connected_by_critical_path(loss, loss.pack(W=a, W_t=a), loss.pack(W=b, W_t=a))  # not critical
+
+    claim3 = Setting(p=8, d=8, m=8, loss="spectral", encoder="symrelu", bias=-0.3, constraint="unit_rows")
+    loss = population_loss(claim3)
+    first = loss.pack(W=np.eye(8)[[0, 0, 0, 1, 1, 2, 3, 4]])  # n = (3, 2, 1, 1, 1)
+    second = loss.pack(W=np.eye(8)[[0, 0, 1, 1, 2, 2, 3, 3]])  # n = (2, 2, 2, 2), the same value
+    assert loss.value(first) == pytest.approx(loss.value(second), abs=1e-15)
+    assert not connected_by_critical_path(loss, first, second)

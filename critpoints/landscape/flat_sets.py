@@ -23,8 +23,9 @@ its boundary).
 
 :func:`merge_flat_sets` merges points on one connected set: same loss and transverse index,
 and joined by a path of critical points from one point to the image of the other nearest to
-it under the symmetry group (:func:`nearest_image`): short steps towards it, each corrected by
-Newton, stay critical at the same loss, never jump (:func:`connected_by_critical_path`).
+it under the symmetry group (:func:`nearest_image`): short steps towards it inside the set
+(along the Hessian's null space), each corrected by Newton, stay critical at the same loss and
+never jump (:func:`connected_by_critical_path`).
 Merging is transitive (a union-find over the pairs tested). The merged points may lie on
 strata of different dimensions; the entry reports the largest, and its kind, at a
 representative of that dimension.
@@ -53,8 +54,9 @@ CONTINUATION_STEP = 1e-2
 #: Null directions tested per point (a random orthonormal selection beyond this many).
 MAX_DIRECTIONS = 24
 
-#: Newton-corrected points on the path between two points of one set.
-PATH_STEPS = 16
+#: Step of the walk between two points of one set, relative to max(1, ||theta||), and the most steps.
+PATH_STEP = 0.1
+MAX_PATH_STEPS = 64
 
 #: Points of a known component a new point tries a path from.
 MAX_PATH_TRIES = 3
@@ -235,29 +237,61 @@ def _match_inputs(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray
     return group.act_on_inputs(theta, permutation, signs)
 
 
-def connected_by_critical_path(loss: PopulationLoss, start: np.ndarray, end: np.ndarray) -> bool:
+def _set_tangent(loss: PopulationLoss, theta: np.ndarray, tolerance: float) -> np.ndarray:
+    """Orthonormal ambient tangent vectors of the Hessian's null space (the set's tangent space,
+    symmetry directions included)."""
+    basis = loss.manifold.tangent_basis(theta)
+    hessian = loss.hessian_in_basis(theta)
+    values, vectors = np.linalg.eigh(0.5 * (hessian + hessian.T))
+    scale = max(1.0, float(np.abs(values).max(initial=0.0)))
+    return basis @ vectors[:, np.abs(values) <= tolerance * scale]
+
+
+def connected_by_critical_path(
+    loss: PopulationLoss,
+    start: np.ndarray,
+    end: np.ndarray,
+    eigenvalue_tolerance: float = DEFAULT_EIGENVALUE_TOLERANCE,
+) -> bool:
     """Whether a path of critical points at the loss of ``start`` leads from ``start`` to ``end``.
 
-    ``PATH_STEPS`` steps, each from the current point a fraction 1/(steps left) of the way to
-    ``end`` (retracted), then corrected by Newton. The path holds when every corrected point is
-    critical at the same loss, each correction moves less than half the step (the path follows
-    the set, possibly curved, and does not jump to another set), and the last point is ``end``.
+    A walk inside the critical set: from the current point x, a step of length
+    h = min(PATH_STEP max(1, |x|), |end - x|) along the part of end - x tangent to the set (the
+    Hessian's null space at x), retracted and corrected by Newton. The path holds when every
+    corrected point is critical at the same loss, each correction moves less than half the step
+    (the walk follows the set and does not jump to another one), every step brings the walk
+    closer to ``end`` by a tenth of the step, and ``end`` is reached within ``MAX_PATH_STEPS``.
     """
     system = LossSystem(loss)
     value = loss.value(start)
     tolerance = LOSS_TOLERANCE * max(1.0, abs(value))
     if abs(loss.value(end) - value) > tolerance:
         return False
+    reach = 1e-6 * max(1.0, float(np.linalg.norm(end)))
     current = start
-    for left in range(PATH_STEPS, 0, -1):
-        target = loss.manifold.project(current + (end - current) / left)
+    for _ in range(MAX_PATH_STEPS):
+        gap = end - current
+        distance = float(np.linalg.norm(gap))
+        if distance <= reach:
+            return True
+        step = min(PATH_STEP * max(1.0, float(np.linalg.norm(current))), distance)
+        if step == distance:
+            target = end
+        else:
+            tangent = _set_tangent(loss, current, eigenvalue_tolerance)
+            direction = tangent @ (tangent.T @ gap)
+            if np.linalg.norm(direction) <= 1e-12:
+                return False
+            target = loss.manifold.retract(current, step * direction / np.linalg.norm(direction))
         moved = _corrected(system, target)
         if moved is None or abs(loss.value(moved) - value) > tolerance:
             return False
-        if np.linalg.norm(moved - target) > 0.5 * np.linalg.norm(target - current) + 1e-12:
-            return False  # the correction left the path: no critical path along it
+        if np.linalg.norm(moved - target) > 0.5 * step + reach:
+            return False  # the correction left the set's neighbourhood: no path along it
+        if np.linalg.norm(end - moved) > distance - 0.1 * step:
+            return False  # no progress towards the end inside the set
         current = moved
-    return bool(np.linalg.norm(current - end) <= 1e-6 * max(1.0, float(np.linalg.norm(end))))
+    return False
 
 
 def merge_flat_sets(loss: PopulationLoss, thetas: list[np.ndarray], tests: list[FlatTest]) -> list[list[int]]:
