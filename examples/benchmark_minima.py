@@ -2,7 +2,7 @@
 
 Run from the repository root after installing the package::
 
-    python examples/benchmark_landscape.py [--d 6 8 10] [--cosine-restarts 80 320]
+    python examples/benchmark_minima.py [--d 6 8 10] [--cosine-restarts 80 320]
 
 Claim-3 setting (derivations/CLAIMS.md, claim 3): spectral loss, symrelu with bias -0.3, unit
 rows, M = I, one-hot latents, independent masks q = 0.5, m = d. Its strict local minima are the
