@@ -172,6 +172,7 @@ class _Moves:
         return classes
 
     def _most_duplicated(self, theta: np.ndarray) -> int:
+        """A neuron whose row of W has the largest |cos| with another neuron's (ties drawn at random)."""
         weights = self.loss.unpack(theta)["W"]
         norms = np.linalg.norm(weights, axis=1)
         cosines = np.abs(weights @ weights.T) / np.maximum(np.outer(norms, norms), 1e-300)
@@ -180,6 +181,7 @@ class _Moves:
         return int(self.rng.choice(np.flatnonzero(closest >= closest.max() - 1e-9)))
 
     def escape(self, orbit: _Orbit) -> list[np.ndarray]:
+        """Two starts off a saddle, one each way along its most negative curvature direction."""
         step = SADDLE_STEP * max(1.0, float(np.linalg.norm(orbit.theta)))
         return [self.loss.manifold.project(orbit.theta + sign * step * orbit.escape) for sign in (1.0, -1.0)]
 
