@@ -9,6 +9,7 @@ from critpoints.data.moments import ViewMoments, view_moments
 from critpoints.data.view_laws import ViewSample, exact_view_measure, sample_view_measure, sample_views
 from critpoints.landscape.database import LandscapeDatabase
 from critpoints.landscape.engine import enumerate_critical_points
+from critpoints.landscape.explore import explore_minima
 from critpoints.landscape.graph import LandscapeGraph, load_graph
 from critpoints.landscape.mapping import map_landscape
 from critpoints.landscape.merge import merge_databases
@@ -44,6 +45,7 @@ __all__ = [
     "ViewMoments",
     "ViewSample",
     "enumerate_critical_points",
+    "explore_minima",
     "exact_view_measure",
     "load_graph",
     "load_result",

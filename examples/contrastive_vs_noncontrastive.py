@@ -72,7 +72,12 @@ def summary(result: critpoints.CriticalPointSet) -> dict[str, str]:
     for label in ("good", "bad", "collapsed"):
         points = [point for point in result if point.label == label and point.index == 0]
         rows[f"lowest loss, {label} (index 0)"] = f"{min(p.loss for p in points):.6g}" if points else "-"
-    rows["global min: loss, label"] = f"{result[0].loss:.6g}, {result[0].label}" if len(result) else "-"
+    entries = [*result, *result.manifolds]  # isolated points and flat critical sets
+    lowest = min(entries, key=lambda entry: entry.loss) if entries else None
+    rows["global min: loss, label"] = f"{lowest.loss:.6g}, {lowest.label}" if lowest else "-"
+    rows["flat critical sets (one entry each)"] = (
+        "; ".join(f"{s.kind} dim {s.dimension} at {s.loss:.6g}, runs {s.labels}" for s in result.manifolds) or "-"
+    )
     rows["indices > 0 (saddle or degenerate)"] = (
         f"{saddle_indices[0]}..{saddle_indices[-1]} ({len(saddle_indices)})" if saddle_indices else "-"
     )

@@ -212,9 +212,14 @@ def test_claim1_dead_region_is_never_counted_as_a_minimum_by_the_engine():
     )
     starts = np.random.default_rng(4).uniform(-0.35, 0.35, size=(5, 9))
     result = enumerate_critical_points(setting, n_restarts=5, init=starts, executor=IN_PROCESS, progress=False)
-    assert result.counts(by="kind") == {"degenerate": 5}
-    assert result.counts(by="label") == {"collapsed": 5}
-    assert result.counts(by="label", kind="minimum") == {}
+    assert len(result) == 0  # no isolated point, minimum or otherwise: one flat region
+    (region,) = result.manifolds
+    assert (region.kind, region.dimension, region.label, region.count) == (
+        "flat region",
+        3 * 3,
+        "collapsed",
+        5,
+    )  # open in R^9
 
 
 # ------------------------------------------------------------------------------------ claim 2
@@ -295,7 +300,7 @@ def test_claim2_random_points_with_nonzero_thresholded_columns_are_flat_global_m
 
 @pytest.mark.parametrize("d, restarts", [(3, 40), (4, 40)])
 def test_claim2_enumerated_global_minima_are_mostly_bad(d, restarts):
-    """The engine's points at 2 - 2(1-q)^2 (tied) are degenerate; the fraction of good ones is small.
+    """The engine's runs at 2 - 2(1-q)^2 (tied) end on one flat region; the fraction of good ones is small.
 
     Starts are uniform on the product of spheres and every start in the flat set is already
     stationary, so the found global minima are uniform draws from it; the good part has
@@ -308,14 +313,15 @@ def test_claim2_enumerated_global_minima_are_mostly_bad(d, restarts):
     result = enumerate_critical_points(setting, n_restarts=restarts, seed=0, executor=IN_PROCESS, progress=False)
     minimum = 2 - 2 * (1 - q) ** 2
     plateau_values = {round(2 - 2 * (1 - q) ** 2 * k / d, 12) for k in range(d + 1)}
-    assert all(round(point.loss, 12) in plateau_values for point in result)
-    at_minimum = [point for point in result if abs(point.loss - minimum) < 1e-12]
-    assert at_minimum and all(point.kind == "degenerate" for point in result)
-    good = sum(point.label == "good" for point in at_minimum)
+    assert len(result) == 0  # every run ends on a flat region of the plateaus, reported as one entry each
+    assert all(round(region.loss, 12) in plateau_values for region in result.manifolds)
+    (at_minimum,) = [region for region in result.manifolds if abs(region.loss - minimum) < 1e-12]
+    assert at_minimum.kind == "flat region"
+    good = at_minimum.labels.get("good", 0)
     p_good = claims.good_probability(d, TAU) / (1 - d * claims.dead_column_probability(d, d, beta))
-    fraction = good / len(at_minimum)
+    fraction = good / at_minimum.count
     print(
-        f"\nd = {d}: {len(at_minimum)} global minima found, {good} good (fraction {fraction:.3f}; "
+        f"\nd = {d}: {at_minimum.count} runs on the global minima, {good} good (fraction {fraction:.3f}; "
         f"uniform-measure probability of good <= {p_good:.2e})"
     )
     assert p_good < 1e-3

@@ -1,22 +1,23 @@
 """The stationary points of one setting known so far, matched by symmetry orbit.
 
 A new point is the same as a known one when it lies on the same symmetry orbit (the orbit keys
-of critpoints.landscape.orbits agree), looked up among the known points of about the same
-loss. A flat set of minima (role ``manifold``: index 0 with zero eigenvalues that no symmetry
-explains) is wider than one orbit: a new degenerate point also joins a known manifold at the
-same loss when the loss stays at that level, to ``flat_tolerance``, along the geodesic from
-the manifold's representative to one of the images of the point near it
-(critpoints.landscape.alignment) — both then lie on one connected flat set. Points of other
-flat sets, or of one flat set not joined by such a segment, stay separate manifolds.
+of critpoints.landscape.orbits agree and the exact test finds the group element), looked up
+among the known points of about the same loss. A flat set of minima (role ``manifold``: index 0
+with zero eigenvalues that no symmetry explains) is wider than one orbit: a new degenerate
+point also joins a known manifold at the same loss when the loss stays at that level, to
+``flat_tolerance``, along the geodesic from the manifold's representative to one of the images
+of the point near it (critpoints.landscape.symmetry_images) — both then lie on one connected
+flat set. Points of other flat sets, or of one flat set not joined by such a segment, stay
+separate manifolds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from critpoints.landscape.alignment import near_images
 from critpoints.landscape.connections import geodesic
-from critpoints.landscape.orbits import orbit_key, same_orbit
+from critpoints.landscape.orbits import orbit_key, same_orbit, same_point_orbit
+from critpoints.landscape.symmetry_images import near_images
 from critpoints.losses.population_loss import PopulationLoss
 
 __all__ = ["Catalogue"]
@@ -92,21 +93,17 @@ class Catalogue:
     def same_orbit_as(self, theta: np.ndarray, value: float) -> int | None:
         """The id of the known point on the orbit of ``theta`` (loss ``value``), or None.
 
-        A symmetry image of theta that coincides with a known point proves the match without
-        the orbit keys (whose input-symmetry scan is slow at very symmetric points): the cheap
-        alignments of :func:`~critpoints.landscape.alignment.near_images` are tried first.
+        Orbit keys that agree are necessary for one orbit; the exact test
+        (:func:`~critpoints.landscape.orbits.same_point_orbit`) then finds the group element.
         """
         nearby = self._nearby(value)
-        for point_id in nearby:
-            known = self.thetas[point_id]
-            distance, _ = near_images(self.loss.symmetries, known, theta, restarts=0)[0]
-            if distance <= self.orbit_tolerance * max(1.0, float(np.linalg.norm(known))):
-                return point_id
         if not nearby:
             return None
         key = self.key(theta)
         for point_id in nearby:
-            if same_orbit(key, self._known_key(point_id), self.orbit_tolerance):
+            if same_orbit(key, self._known_key(point_id), self.orbit_tolerance) and same_point_orbit(
+                self.loss.symmetries, self.thetas[point_id], theta, self.orbit_tolerance
+            ):
                 return point_id
         return None
 

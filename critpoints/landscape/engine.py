@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from critpoints import _validation as check
 from critpoints.landscape.classification import DEFAULT_EIGENVALUE_TOLERANCE
+from critpoints.landscape.flat_sets import split_flat_sets
 from critpoints.landscape.initialization import initial_points
 from critpoints.landscape.labels import DEFAULT_TAU_GOOD
 from critpoints.landscape.orbits import OrbitDatabase
@@ -94,8 +95,10 @@ def enumerate_critical_points(
     Returns
     -------
     CriticalPointSet
-        Points (converged runs only), lowest loss first; restart statuses; a Chao1
-        completeness estimate.
+        Isolated points (converged runs only), lowest loss first; critical sets of positive
+        dimension as one entry each in ``manifolds`` (critpoints.landscape.flat_sets);
+        restart statuses; a Chao1 completeness estimate over the isolated orbits, and one over
+        the isolated minima (``metadata["minima_completeness"]``).
 
     Notes
     -----
@@ -132,13 +135,17 @@ def enumerate_critical_points(
         ]
         if certify:
             points = [_certified(loss, theta, point) for theta, point in zip(database.points, points)]
+        points, manifolds = split_flat_sets(loss, database.points, points, eigenvalue_tolerance=eigenvalue_tolerance)
     points.sort(key=lambda point: point.loss)
+    minima = Completeness.from_counts([point.count for point in points if point.kind == "minimum"])
     return CriticalPointSet(
         setting=setting.describe(),
         points=tuple(points),
         status_counts={status.value: statuses.get(status.value, 0) for status in Status},
-        completeness=Completeness.from_counts(database.counts),
+        completeness=Completeness.from_counts([point.count for point in points]),
+        manifolds=tuple(manifolds),
         metadata={
+            "minima_completeness": dataclasses.asdict(minima),
             "n_restarts": n_restarts,
             "seed": seed,
             "init": init if isinstance(init, (str, tuple)) else "user arrays",

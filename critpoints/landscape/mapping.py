@@ -45,7 +45,6 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from critpoints import _validation as check
-from critpoints.landscape.alignment import nearest_image
 from critpoints.landscape.catalogue import Catalogue
 from critpoints.landscape.classification import DEFAULT_EIGENVALUE_TOLERANCE
 from critpoints.landscape.connections import (
@@ -63,6 +62,7 @@ from critpoints.landscape.initialization import initial_points
 from critpoints.landscape.labels import DEFAULT_TAU_GOOD
 from critpoints.landscape.points import describe_point
 from critpoints.landscape.result import CriticalPoint
+from critpoints.landscape.symmetry_images import nearest_image
 from critpoints.landscape.system import LossSystem, loss_system
 from critpoints.losses.population_loss import population_loss
 from critpoints.model.setting import Setting

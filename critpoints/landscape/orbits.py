@@ -1,48 +1,48 @@
-"""Canonical forms of symmetry orbits, for deduplicating stationary points.
+"""Symmetry orbits of stationary points: keys, an exact equivalence test, and a database.
 
 Two points are reported as one when they lie on the same orbit of the setting's symmetry
-group (critpoints.losses.symmetries). The key of theta is computed by
+group (critpoints.losses.symmetries). Positive rescalings are quotiented first: every scaling
+group is normalised to unit norm (when its norm is non-zero). What is left acts as follows.
 
-1. normalising every positive-rescaling group to unit norm (when its norm is non-zero);
-2. if O(m) acts: the Gram invariant Z^T Z of Z = [W, W_t, P W, P W_t, P^T W, P^T W_t]
-   (the blocks that transform as Z -> Q Z), which determines Z up to O(m);
-3. otherwise the discrete group: each neuron's sign is chosen so that the first entry of
-   its concatenated rows (W, W_t) larger than ``ROUNDING`` in magnitude is positive, then
-   neurons are sorted lexicographically within each class of permutable neurons, and P is
-   conjugated accordingly.
+* **Without O(m)**: neuron permutations within the permutable classes, neuron sign flips
+  and, when M = I, signed permutations of the inputs. The point is the signed graph
+  (critpoints.landscape.signed_isomorphism) whose vertices are the m neurons (a kind per
+  permutable class, signed) and the p inputs (one kind, signed when the latent law is
+  sign-symmetric, when the inputs are exchangeable; else a kind each, unsigned), with
+  weights: neuron-input pairs (W_ij, W_t_ij); neuron-neuron pairs (P_ik, P_ki) and the row
+  Gram entries (W W^T, W_t W_t^T, W W_t^T, W_t W^T)_ik; input-input pairs the column Gram
+  entries (W^T W, ...)_jl; vertex features b_i, b_t_i and the diagonals. Every group
+  element is a signed relabelling of this graph, and conversely (the Gram entries are
+  implied by W, W_t).
+* **With O(m)** (linear encoders): the Gram matrix G = Z^T Z of Z = [W, W_t, P W, P W_t,
+  P^T W, P^T W_t] determines Z up to O(m). Its rows are indexed by (block, input); with
+  exchangeable inputs the inputs are the vertices of a signed graph whose pair (j, l)
+  carries the block entries G[(a, j), (c, l)]; without, G itself is compared.
 
-When the data are invariant under signed permutations R of the inputs (W -> W R), the key
-is the lexicographically smallest of the keys of the points theta R. Only the R that
-order the inputs by a signature invariant under every other symmetry (the sorted absolute
-values of each input's row of the Gram matrix) need to be tried: one ordering for a generic
-point, all orderings within groups of inputs with equal signatures otherwise. Up to
-``MAX_INPUT_CANDIDATES`` candidates are scanned; a point with more ties (or with p above
-``INPUT_SYMMETRY_MAX_P``) is keyed without the input symmetries, so it may be reported as
-several orbits, never merged wrongly.
-
-Keys are compared with a tolerance relative to their size.
+:func:`orbit_key` is the graph's key: its weights sorted within blocks of equal kinds, a
+vector equal (to rounding) along an orbit, computed in polynomial time, and continuous in
+the point. Different orbits may share a key; :func:`same_point_orbit` decides exactly, by
+searching for the group element (:func:`~critpoints.landscape.signed_isomorphism.find_isomorphism`),
+and :class:`OrbitDatabase` runs it only among points whose keys agree. A search that
+exceeds its budget keeps the points apart (they may be reported as two orbits, never
+merged wrongly); the database counts such cases in ``undecided``.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 
+from critpoints.landscape.signed_isomorphism import Isomorphism, SignedGraph, find_isomorphism
 from critpoints.losses.symmetries import SymmetryGroup
 
-#: Entries smaller than this are treated as zero when choosing signs and orders.
+#: Entries smaller than this are treated as zero when choosing the signs of a representative.
 ROUNDING = 1e-7
 
-#: Largest input dimension for which input symmetries are quotiented.
-INPUT_SYMMETRY_MAX_P = 8
-
-#: Largest number of (permutation, signs) candidates scanned for one point.
-MAX_INPUT_CANDIDATES = 50_000
+#: Default relative tolerance of orbit comparisons.
+ORBIT_TOLERANCE = 1e-6
 
 
-def _normalise_scalings(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
+def normalise_scalings(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     theta = np.array(theta, dtype=float)
     for blocks in group.scalings:
         indices = np.concatenate([np.arange(theta.size)[group.layout.slice(name)] for name in blocks])
@@ -52,20 +52,13 @@ def _normalise_scalings(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     return theta
 
 
-def _transforming_columns(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
+def transforming_columns(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     """Z = [W, W_t, P W, ...]: the blocks on which O(m) acts by left multiplication."""
     blocks = group.layout.unpack(theta)
     columns = [blocks[name] for name in ("W", "W_t") if name in blocks]
     if "P" in blocks:
         columns += [blocks["P"] @ c for c in columns[:]] + [blocks["P"].T @ c for c in columns[:]]
     return np.concatenate(columns, axis=1)
-
-
-def _rotation_invariant(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
-    gram = _transforming_columns(group, theta).T @ _transforming_columns(group, theta)
-    blocks = group.layout.unpack(theta)
-    rest = [blocks[name].ravel() for name in ("b", "b_t") if name in blocks]
-    return np.concatenate([gram[np.triu_indices_from(gram)]] + rest)
 
 
 def _discrete_canonical(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
@@ -97,80 +90,164 @@ def canonical_point(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     Scalings normalised; signs and order of neurons fixed. Under O(m) the point itself is
     returned (after normalising scalings): the orbit is identified by its Gram invariant.
     """
-    theta = _normalise_scalings(group, theta)
+    theta = normalise_scalings(group, theta)
     return theta if group.rotations else _discrete_canonical(group, theta)
 
 
-def _neuron_key(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
-    theta = canonical_point(group, theta)
-    return _rotation_invariant(group, theta) if group.rotations else theta
+def _neuron_input_graph(group: SymmetryGroup, theta: np.ndarray) -> SignedGraph:
+    """The signed graph of neurons and inputs whose signed relabellings are the discrete group."""
+    blocks = group.layout.unpack(theta)
+    weights = [blocks[name] for name in ("W", "W_t") if name in blocks]
+    m, p = weights[0].shape
+    neuron_pairs = [blocks["P"], blocks["P"].T] if "P" in blocks else []
+    neuron_pairs += [u @ v.T for u in weights for v in weights]
+    input_pairs = [u.T @ v for u in weights for v in weights]
+    biases = [blocks[name] for name in ("b", "b_t") if name in blocks]
+    channels = max(len(weights), len(neuron_pairs) + len(biases), len(input_pairs))
+    edges = np.zeros((m + p, m + p, channels))
+    for channel, matrix in enumerate(weights):
+        edges[:m, m:, channel] = matrix
+        edges[m:, :m, channel] = matrix.T
+    for channel, matrix in enumerate(neuron_pairs):
+        edges[:m, :m, channel] = matrix
+    for channel, bias in enumerate(biases, start=len(neuron_pairs)):
+        edges[np.arange(m), np.arange(m), channel] = bias
+    for channel, matrix in enumerate(input_pairs):
+        edges[m:, m:, channel] = matrix
+    neuron_kinds = np.zeros(m, dtype=np.int64)
+    for kind, members in enumerate(group.permutable):
+        neuron_kinds[np.asarray(members, dtype=np.int64)] = kind
+    first_input_kind = len(group.permutable)
+    input_kinds = np.full(p, first_input_kind) if group.input_permutations else first_input_kind + np.arange(p)
+    signed = np.concatenate([np.full(m, group.sign_flips), np.full(p, group.input_sign_flips)])
+    return SignedGraph(edges, np.concatenate([neuron_kinds, input_kinds]), signed, np.zeros(0))
 
 
-def _input_candidates(group: SymmetryGroup, theta: np.ndarray) -> list[np.ndarray] | None:
-    """Input orderings consistent with the invariant signature, or None if too many."""
+def _gram_graph(group: SymmetryGroup, theta: np.ndarray) -> SignedGraph:
+    """Under O(m): the inputs as vertices, pair (j, l) carrying the Gram entries G[(a, j), (c, l)]."""
+    columns = transforming_columns(group, theta)
     p = group.layout.shapes["W"][1]
-    if p > INPUT_SYMMETRY_MAX_P:
-        return None
-    columns = _transforming_columns(group, _normalise_scalings(group, theta))
-    gram = columns.T @ columns  # invariant under neuron permutations, flips and O(m)
-    blocks = gram.shape[0] // p
-    signature = []
-    for j in range(p):
-        rows = [np.sort(np.abs(gram[j + b * p])) for b in range(blocks)]
-        signature.append(tuple(np.round(np.concatenate(rows) / ROUNDING).astype(np.int64)))
-    order = sorted(range(p), key=lambda j: signature[j])
-    groups = [list(members) for _, members in itertools.groupby(order, key=lambda j: signature[j])]
-    count = math.prod(math.factorial(len(g)) for g in groups) * (2**p if group.input_sign_flips else 1)
-    if count > MAX_INPUT_CANDIDATES:
-        return None
-    return [np.concatenate(choice) for choice in itertools.product(*(itertools.permutations(g) for g in groups))]
+    k = columns.shape[1] // p
+    gram = (columns.T @ columns).reshape(k, p, k, p).transpose(1, 3, 0, 2).reshape(p, p, k * k)
+    blocks = group.layout.unpack(theta)
+    rest = np.concatenate([np.zeros(0)] + [blocks[name].ravel() for name in ("b", "b_t") if name in blocks])
+    kinds = np.zeros(p, dtype=np.int64) if group.input_permutations else np.arange(p)
+    return SignedGraph(gram, kinds, np.full(p, group.input_sign_flips), rest)
+
+
+def orbit_graph(group: SymmetryGroup, theta: np.ndarray) -> SignedGraph:
+    """The signed graph of theta (scalings normalised) whose signed relabellings are the
+    remaining symmetries (the module docstring gives the construction)."""
+    theta = normalise_scalings(group, theta)
+    return _gram_graph(group, theta) if group.rotations else _neuron_input_graph(group, theta)
 
 
 def orbit_key(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
-    """A vector equal (up to rounding) for all points of one orbit and different across orbits."""
-    candidates = _input_candidates(group, theta) if group.input_permutations else None
-    if candidates is None:
-        return _neuron_key(group, theta)
-    p = group.layout.shapes["W"][1]
-    sign_choices = (
-        [np.array(s) for s in itertools.product((1.0, -1.0), repeat=p)] if group.input_sign_flips else [np.ones(p)]
-    )
-    best: np.ndarray | None = None
-    best_rounded = None
-    for permutation in candidates:
-        for signs in sign_choices:
-            key = _neuron_key(group, group.act_on_inputs(theta, permutation, signs))
-            rounded = tuple(np.round(key / ROUNDING).astype(np.int64))
-            if best_rounded is None or rounded < best_rounded:
-                best, best_rounded = key, rounded
-    assert best is not None  # candidates is never empty
-    return best
+    """A vector equal (up to rounding) for all points of one orbit.
+
+    The weights of :func:`orbit_graph` sorted within blocks of equal kinds
+    (:meth:`~critpoints.landscape.signed_isomorphism.SignedGraph.key`). Points of different
+    orbits have different keys except on a thin set; :func:`same_point_orbit` decides exactly.
+    """
+    return orbit_graph(group, theta).key()
 
 
-def same_orbit(key_a: np.ndarray, key_b: np.ndarray, tolerance: float = 1e-6) -> bool:
-    """Whether two orbit keys agree to ``tolerance`` relative to their size."""
+def same_orbit(key_a: np.ndarray, key_b: np.ndarray, tolerance: float = ORBIT_TOLERANCE) -> bool:
+    """Whether two orbit keys agree to ``tolerance`` relative to their size (necessary for one orbit)."""
+    if key_a.shape != key_b.shape:
+        return False
     scale = max(1.0, float(np.abs(key_a).max(initial=0.0)), float(np.abs(key_b).max(initial=0.0)))
     return bool(np.abs(key_a - key_b).max(initial=0.0) <= tolerance * scale)
 
 
-class OrbitDatabase:
-    """Converged points grouped by symmetry orbit, with the number of starts reaching each."""
+def orbit_map(
+    group: SymmetryGroup, theta_a: np.ndarray, theta_b: np.ndarray, tolerance: float = ORBIT_TOLERANCE
+) -> Isomorphism:
+    """The group element mapping theta_a onto theta_b, as a signed relabelling of their graphs.
 
-    def __init__(self, group: SymmetryGroup, tolerance: float) -> None:
+    For the neuron-input graph (no O(m)), vertex x < m of b is neuron ``mapping[x]`` of a with
+    sign ``signs[x]``, and input j of b is input ``mapping[m + j] - m`` of a with sign
+    ``signs[m + j]``; under O(m) the vertices are the inputs.
+    """
+    return find_isomorphism(orbit_graph(group, theta_a), orbit_graph(group, theta_b), tolerance)
+
+
+def same_point_orbit(
+    group: SymmetryGroup, theta_a: np.ndarray, theta_b: np.ndarray, tolerance: float = ORBIT_TOLERANCE
+) -> bool:
+    """Whether theta_b = g theta_a for some g in the group, up to ``tolerance`` (relative)."""
+    return orbit_map(group, theta_a, theta_b, tolerance).found
+
+
+class OrbitDatabase:
+    """Converged points grouped by symmetry orbit, with the number of starts reaching each.
+
+    A new point is compared with the known orbits whose keys agree with its key (a vectorised
+    scan), and joins the first for which the exact test (:func:`orbit_map`) finds the group
+    element; otherwise it starts a new orbit.
+
+    Attributes
+    ----------
+    keys, points, counts : lists
+        Per orbit: the key, a representative (:func:`canonical_point`) and the number of points added.
+    undecided : int
+        Exact tests that exceeded their search budget (the points were kept apart).
+    """
+
+    def __init__(self, group: SymmetryGroup, tolerance: float = ORBIT_TOLERANCE) -> None:
         self.group = group
         self.tolerance = tolerance
         self.keys: list[np.ndarray] = []
         self.points: list[np.ndarray] = []
         self.counts: list[int] = []
+        self.undecided = 0
+        self._graphs: list[SignedGraph] = []
+        self._stack = np.zeros((0, 0))
+        self._scales = np.zeros(0)
 
-    def add(self, theta: np.ndarray) -> int:
-        """Record a converged point; returns the index of its orbit."""
-        key = orbit_key(self.group, theta)
-        for index, known in enumerate(self.keys):
-            if same_orbit(key, known, self.tolerance):
-                self.counts[index] += 1
-                return index
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def find(self, theta: np.ndarray) -> int | None:
+        """The index of the known orbit holding theta, or None."""
+        return self._find(orbit_graph(self.group, theta))[0]
+
+    def _find(self, graph: SignedGraph) -> tuple[int | None, np.ndarray]:
+        key = graph.key()
+        if not self.keys:
+            return None, key
+        scale = np.maximum(max(1.0, float(np.abs(key).max(initial=0.0))), self._scales[: len(self.keys)])
+        # a few coordinates bound the max-norm distance from below: a cheap first filter
+        probe = slice(None, None, max(1, key.size // 16))
+        near = np.abs(self._stack[: len(self.keys), probe] - key[probe]).max(axis=1) <= self.tolerance * scale
+        candidates = np.flatnonzero(near)
+        distance = np.abs(self._stack[candidates] - key).max(axis=1) / scale[candidates]
+        for index in candidates[np.argsort(distance)]:
+            if np.abs(self._stack[index] - key).max() > self.tolerance * scale[index]:
+                break
+            match = find_isomorphism(self._graphs[index], graph, self.tolerance)
+            if match.found:
+                return int(index), key
+            self.undecided += match.undecided
+        return None, key
+
+    def add(self, theta: np.ndarray, count: int = 1) -> int:
+        """Record a converged point (reached by ``count`` starts); returns the index of its orbit."""
+        graph = orbit_graph(self.group, theta)
+        index, key = self._find(graph)
+        if index is not None:
+            self.counts[index] += count
+            return index
+        if len(self.keys) == len(self._stack):
+            grown = np.zeros((max(8, 2 * len(self._stack)), key.size))
+            if self.keys:
+                grown[: len(self.keys)] = self._stack[: len(self.keys)]
+            self._stack = grown
+            self._scales = np.resize(self._scales, len(grown))
+        self._stack[len(self.keys)] = key
+        self._scales[len(self.keys)] = np.abs(key).max(initial=0.0)
         self.keys.append(key)
+        self._graphs.append(graph)
         self.points.append(canonical_point(self.group, theta))
-        self.counts.append(1)
+        self.counts.append(count)
         return len(self.keys) - 1

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from critpoints.landscape.critical_manifold import CriticalManifold
+
 
 @dataclass(frozen=True)
 class CriticalPoint:
@@ -163,6 +165,9 @@ class CriticalPointSet:
     completeness : Completeness
     metadata : dict
         n_restarts, seed, init, tau_good, symmetry group, tolerances.
+    manifolds : tuple[CriticalManifold, ...]
+        Connected critical sets of positive dimension (critpoints.landscape.flat_sets), one
+        entry each; their points are not in ``points`` nor in ``completeness``.
     """
 
     setting: str
@@ -170,6 +175,7 @@ class CriticalPointSet:
     status_counts: dict
     completeness: Completeness
     metadata: dict = field(default_factory=dict)
+    manifolds: tuple = ()
 
     def __len__(self) -> int:
         return len(self.points)
@@ -222,7 +228,12 @@ class CriticalPointSet:
             lines.append("* nonsmooth: a symrelu pre-activation is on a kink; the spectrum is a one-sided piece's")
         if any(point.certified is not None for point in self.points):
             lines += self._certification_lines()
-        lines.append(self.completeness.describe())
+        if self.manifolds:
+            lines.append("critical sets of positive dimension (one entry each, not counted as orbits):")
+            lines += [f"  {manifold.describe()}" for manifold in self.manifolds]
+        lines.append(("isolated " if self.manifolds else "") + self.completeness.describe())
+        if "minima_completeness" in self.metadata:
+            lines.append("minima: " + Completeness(**self.metadata["minima_completeness"]).describe())
         return "\n".join(lines)
 
     def _certification_lines(self) -> list[str]:
@@ -254,6 +265,7 @@ class CriticalPointSet:
             "completeness": asdict(self.completeness),
             "metadata": self.metadata,
             "points": [point.to_dict() for point in self.points],
+            "manifolds": [manifold.to_dict() for manifold in self.manifolds],
         }
 
     def to_json(self, path: str | Path) -> None:
@@ -286,6 +298,7 @@ class CriticalPointSet:
             status_counts=dict(record["status_counts"]),
             completeness=Completeness(**record["completeness"]),
             metadata=dict(record["metadata"]),
+            manifolds=tuple(CriticalManifold.from_dict(manifold) for manifold in record.get("manifolds", ())),
         )
 
 

@@ -6,8 +6,8 @@ import numpy as np
 from scipy.stats import ortho_group
 
 from critpoints import Setting, population_loss
-from critpoints.landscape.alignment import nearest_image
 from critpoints.landscape.orbits import orbit_key, same_orbit
+from critpoints.landscape.symmetry_images import nearest_image
 
 
 def claim3(d: int) -> Setting:

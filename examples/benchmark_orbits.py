@@ -1,0 +1,59 @@
+"""Orbit keys and the orbit database at p = d = m = 10 (the claim-3 symmetry group).
+
+Prints the time per point of ``orbit_key`` and of ``OrbitDatabase.add`` (key, scan of the known
+keys and the exact test among key collisions) on points of the kind the engine meets: generic
+points, and signed-atom points with duplicated neurons moved by random group elements (the
+tied, highly symmetric case). Run: ``python examples/benchmark_orbits.py``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from critpoints import Setting, population_loss
+from critpoints.landscape.orbits import OrbitDatabase, orbit_key
+
+D = 10
+
+
+def random_element(group, theta, rng):
+    theta = group.flip(group.permute(theta, rng.permutation(group.m)), rng.choice([-1.0, 1.0], group.m))
+    return group.act_on_inputs(theta, rng.permutation(D), rng.choice([-1.0, 1.0], D))
+
+
+def main() -> None:
+    setting = Setting(p=D, d=D, m=D, loss="spectral", encoder="symrelu", bias=-0.3, constraint="unit_rows")
+    loss = population_loss(setting)
+    group = loss.symmetries
+    rng = np.random.default_rng(0)
+    atoms = [np.repeat(rng.permutation(D)[:k], [D - k + 1] + [1] * (k - 1)) for k in range(1, D + 1)]
+    tied = [
+        random_element(group, loss.pack(W=np.eye(D)[rows] * rng.choice([-1.0, 1.0], (D, 1))), rng)
+        for rows in atoms
+        for _ in range(40)
+    ]
+    generic = [loss.manifold.project(rng.standard_normal(loss.n_params)) for _ in range(400)]
+    warm = OrbitDatabase(group)  # load the compiled kernels: a key collision runs the exact test
+    warm.add(tied[0])
+    warm.add(tied[1])
+    print(f"group: {group.describe()}")
+    for name, points in (("generic", generic), ("signed atoms, duplicated neurons", tied)):
+        began = time.perf_counter()
+        for theta in points:
+            orbit_key(group, theta)
+        per_key = (time.perf_counter() - began) / len(points)
+        database = OrbitDatabase(group)
+        began = time.perf_counter()
+        for theta in points:
+            database.add(theta)
+        per_add = (time.perf_counter() - began) / len(points)
+        print(
+            f"{name:>34}: {len(points)} points, {len(database)} orbits, undecided {database.undecided}; "
+            f"orbit_key {per_key * 1e3:.3f} ms/point, OrbitDatabase.add {per_add * 1e3:.3f} ms/point"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Orbit keys and the exact orbit test against the group itself.
+
+* random elements of every declared symmetry (neuron permutations within classes, sign
+  flips, O(m), positive rescalings, signed input permutations) leave the key unchanged,
+  and the exact test finds a group element that, applied with the group's own methods,
+  maps one point onto the other;
+* at m = p = 3 a brute-force scan over the whole discrete group decides which points of a
+  set full of ties (signed atoms, duplicated neurons, entries in {-1, 0, 1}) share an orbit,
+  and the exact test and the database agree with it pair by pair;
+* a point moved off its orbit by a small perturbation is never merged with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from critpoints.landscape.orbits import OrbitDatabase, orbit_key, orbit_map, same_orbit, same_point_orbit
+from critpoints.landscape.signed_isomorphism import SignedGraph, find_isomorphism
+from critpoints.losses.parameters import ParameterLayout
+from critpoints.losses.symmetries import SymmetryGroup
+
+
+def group(m=3, p=3, *, classes=None, two=False, bias=False, predictor=False, inputs=True, input_signs=True,
+          rotations=False, scalings=()):  # fmt: skip
+    layout = ParameterLayout.for_model(m=m, p=p, two_encoders=two, trainable_bias=bias, predictor=predictor)
+    return SymmetryGroup(
+        layout=layout,
+        permutable=classes or (tuple(range(m)),),
+        sign_flips=True,
+        rotations=rotations,
+        scalings=scalings,
+        input_permutations=inputs,
+        input_sign_flips=inputs and input_signs,
+    )
+
+
+#: Every combination of symmetries the settings declare (losses/symmetries.py setting_symmetries).
+GROUPS = {
+    "claim 3: S_m x Z_2^m x signed S_p": group(),
+    "two classes, W_t, b, b_t, unsigned S_p": group(classes=((0, 1), (2,)), two=True, bias=True, input_signs=False),
+    "predictor P, signed S_p": group(two=True, predictor=True),
+    "random dictionary: no input symmetry": group(inputs=False),
+    "O(m), scalings of W and W_t, signed S_p": group(two=True, rotations=True, scalings=(("W",), ("W_t",))),
+    "O(m), P, scaling of P, fixed inputs": group(predictor=True, rotations=True, scalings=(("P",),), inputs=False),
+    "rescaled (W, b) and (W_t, b_t), signed S_p": group(two=True, bias=True, scalings=(("W", "b"), ("W_t", "b_t"))),
+}
+DISCRETE = {name: g for name, g in GROUPS.items() if not g.rotations}
+
+
+def random_element(g: SymmetryGroup, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """theta moved by a random element of every symmetry the group declares."""
+    permutation = np.arange(g.m)
+    for members in g.permutable:
+        permutation[list(members)] = rng.permutation(list(members))
+    theta = g.flip(g.permute(theta, permutation), rng.choice([-1.0, 1.0], g.m))
+    if g.rotations:
+        q, _ = np.linalg.qr(rng.standard_normal((g.m, g.m)))
+        theta = g.rotate(theta, q)
+    for blocks in g.scalings:
+        theta = g.scale(theta, blocks, float(rng.uniform(0.2, 5.0)))
+    if g.input_permutations:
+        p = g.layout.shapes["W"][1]
+        signs = rng.choice([-1.0, 1.0], p) if g.input_sign_flips else np.ones(p)
+        theta = g.act_on_inputs(theta, rng.permutation(p), signs)
+    return theta
+
+
+def tied_point(g: SymmetryGroup, rng: np.random.Generator) -> np.ndarray:
+    """A point with the ties of these landscapes: signed atoms, duplicated rows, entries in {-1, 0, 1}."""
+    theta = rng.integers(-1, 2, g.layout.size).astype(float)
+    blocks = g.layout.unpack(theta)
+    m, p = g.layout.shapes["W"]
+    if rng.random() < 0.5:  # rows are signed atoms, some repeated
+        blocks["W"] = np.eye(p)[rng.integers(0, p, m)] * rng.choice([-1.0, 1.0], (m, 1))
+    if rng.random() < 0.5:
+        blocks["W"][1] = blocks["W"][0]
+    return g.layout.pack(**blocks)
+
+
+@pytest.mark.parametrize("name", list(GROUPS))
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), tied=st.booleans())
+def test_random_group_elements_keep_the_key_and_are_found(name, seed, tied):
+    g = GROUPS[name]
+    rng = np.random.default_rng(seed)
+    theta = tied_point(g, rng) if tied else rng.standard_normal(g.layout.size)
+    moved = random_element(g, theta, rng)
+    assert same_orbit(orbit_key(g, theta), orbit_key(g, moved))
+    found = orbit_map(g, theta, moved)
+    assert found.found
+    if not g.rotations:  # the element found, applied by the group's own methods, maps theta onto moved
+        assert np.allclose(apply_map(g, theta, found), normalised(g, moved), atol=1e-9)
+
+
+def normalised(g: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
+    theta = np.array(theta)
+    for blocks in g.scalings:
+        norm = np.sqrt(sum(np.sum(theta[g.layout.slice(b)] ** 2) for b in blocks))
+        theta = g.scale(theta, blocks, 1.0 / norm) if norm > 0 else theta
+    return theta
+
+
+def apply_map(g: SymmetryGroup, theta: np.ndarray, found) -> np.ndarray:
+    """The neuron-input map of orbit_map (vertex x of b is vertex mapping[x] of a) as a group element."""
+    m = g.m
+    theta = g.flip(g.permute(normalised(g, theta), found.mapping[:m]), found.signs[:m])
+    if g.input_permutations:
+        theta = g.act_on_inputs(theta, found.mapping[m:] - m, found.signs[m:])
+    return theta
+
+
+def whole_group(g: SymmetryGroup):
+    """Every element of the discrete group at small m, p, as (row perm, row signs, input perm, input signs)."""
+    m, p = g.layout.shapes["W"]
+    row_perms = [
+        np.array(perm)
+        for perm in itertools.permutations(range(m))
+        if all(sorted(perm[i] for i in members) == sorted(members) for members in g.permutable)
+    ]
+    row_signs = [np.array(s) for s in itertools.product((1.0, -1.0), repeat=m)]
+    input_perms = [np.array(perm) for perm in itertools.permutations(range(p))] if g.input_permutations else [None]
+    input_signs = [np.array(s) for s in itertools.product((1.0, -1.0), repeat=p)] if g.input_sign_flips else [None]
+    return itertools.product(row_perms, row_signs, input_perms, input_signs)
+
+
+def brute_orbit(g: SymmetryGroup, theta: np.ndarray) -> set:
+    theta = normalised(g, theta)
+    p = g.layout.shapes["W"][1]
+    orbit = set()
+    for perm, signs, inputs, input_signs in whole_group(g):
+        image = g.flip(g.permute(theta, perm), signs)
+        if inputs is not None:
+            image = g.act_on_inputs(image, inputs, np.ones(p) if input_signs is None else input_signs)
+        orbit.add(tuple(np.round(image, 9)))
+    return orbit
+
+
+@pytest.mark.parametrize("name", list(DISCRETE))
+def test_brute_force_over_the_whole_group_agrees_on_every_pair(name):
+    g = DISCRETE[name]
+    rng = np.random.default_rng(3)
+    bases = [tied_point(g, rng) for _ in range(6)]
+    points = []
+    for base in bases:
+        points += [base, random_element(g, base, rng)]
+        nudged = np.array(base)
+        nudged[rng.integers(g.layout.size)] *= -1.0  # often another orbit with the same |entries|
+        points.append(nudged)
+    orbits = [brute_orbit(g, theta) for theta in points]
+    keys = [tuple(np.round(normalised(g, theta), 9)) for theta in points]
+    database = OrbitDatabase(g)
+    indices = [database.add(theta) for theta in points]
+    for a, b in itertools.combinations(range(len(points)), 2):
+        truth = keys[b] in orbits[a]
+        assert same_point_orbit(g, points[a], points[b]) == truth, (a, b)
+        assert (indices[a] == indices[b]) == truth, (a, b)
+    assert len(database) == len({min(orbit) for orbit in orbits})
+    assert database.undecided == 0
+
+
+@pytest.mark.parametrize("name", list(GROUPS))
+def test_a_perturbed_point_is_another_orbit(name):
+    g = GROUPS[name]
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        theta = tied_point(g, rng)
+        moved = random_element(g, theta, rng)
+        moved[rng.integers(g.layout.size)] += 1e-4
+        assert not same_point_orbit(g, theta, moved)
+
+
+def test_signed_atom_minima_at_d10_merge_by_partition_and_only_by_partition():
+    """p = d = m = 10, the claim-3 group: signed-atom points with duplicated neurons merge iff same partition."""
+    g = group(10, 10)
+    rng = np.random.default_rng(8)
+    occupations = [(3, 2, 1, 1, 1, 1, 1), (2, 2, 2, 1, 1, 1, 1), (10,), (5, 5), (4, 3, 3)]
+    database = OrbitDatabase(g)
+    for _ in range(6):
+        for occupation in occupations:
+            atoms = rng.permutation(10)[: len(occupation)]
+            rows = np.repeat(atoms, occupation)
+            W = np.eye(10)[rows] * rng.choice([-1.0, 1.0], (10, 1))
+            database.add(random_element(g, g.layout.pack(W=W), rng))
+    assert database.counts == [6] * len(occupations)
+
+
+@pytest.mark.parametrize("length", [3, 4, 5, 6])
+def test_signed_cycles_are_told_apart_by_their_sign_product_alone(length):
+    """A cycle whose edge signs multiply to +1 is switching-equivalent to the all-positive one; to -1, it
+    is not. Every |weight| and every vertex look alike, so only the sign propagation and the final
+    verification can decide."""
+    rng = np.random.default_rng(length)
+
+    def cycle(signs, relabel):
+        edges = np.zeros((length, length, 1))
+        for x in range(length):
+            y = (x + 1) % length
+            edges[relabel[x], relabel[y], 0] = edges[relabel[y], relabel[x], 0] = signs[x]
+        return SignedGraph(edges, np.zeros(length, dtype=np.int64), np.ones(length, dtype=bool), np.zeros(0))
+
+    positive = cycle(np.ones(length), np.arange(length))
+    for _ in range(5):
+        signs = rng.choice([-1.0, 1.0], length)
+        other = cycle(signs, rng.permutation(length))
+        result = find_isomorphism(positive, other)
+        assert result.found == (np.prod(signs) > 0)
+        assert not result.undecided
