@@ -135,7 +135,7 @@ def test_point_on_a_kink_not_certified():
 def test_claim3_enumeration_certified_indices_agree():
     result = cp.enumerate_critical_points(claim3_setting(), n_restarts=16, seed=1, progress=False, certify=True)
     assert len(result) > 0
-    certified = [point for point in result if point.certified == "yes"]
+    certified = [point for point in result if point.certified]
     assert certified, [point.certified for point in result]
     for point in certified:
         if point.kind != "degenerate":
@@ -173,7 +173,7 @@ def test_ncl_squared_unit_rows_saddles_certified_with_float_index():
     nondegenerate = [point for point in result if point.kind != "degenerate"]
     assert nondegenerate
     for point in nondegenerate:
-        assert point.certified == "yes", point.certified
+        assert point.certified, point.certification_reason
         assert point.certified_index == point.index
 
 
@@ -206,6 +206,8 @@ def test_result_round_trip_keeps_certification(tmp_path):
         (result.to_json if name.endswith("json") else result.to_csv)(tmp_path / name)
         loaded = cp.load_result(tmp_path / name)
         assert [p.certified for p in loaded] == [p.certified for p in result]
+        assert [p.certification_reason for p in loaded] == [p.certification_reason for p in result]
+        assert all(isinstance(p.certified, bool) for p in loaded)
         assert [p.certified_index for p in loaded] == [p.certified_index for p in result]
         assert [p.certified_radius for p in loaded] == pytest.approx([p.certified_radius for p in result])
 
@@ -388,7 +390,7 @@ CERTIFIED_SETTINGS = {
 def test_nondegenerate_points_certified_with_the_float_index(name):
     setting = cp.Setting(p=3, d=3, m=2, encoder="symrelu", constraint="unit_rows", **CERTIFIED_SETTINGS[name])
     result = cp.enumerate_critical_points(setting, n_restarts=6, seed=0, progress=False, certify=True)
-    certified = [point for point in result if point.certified == "yes"]
+    certified = [point for point in result if point.certified]
     assert certified, [point.certified for point in result]
     assert all(point.certified_index == point.index for point in certified)
     loss = cp.population_loss(setting)
