@@ -95,6 +95,57 @@ def test_toy_perturbed_and_degenerate_points_fail():
     assert certified_inertia(jacobian0(box)) is None
 
 
+def _enclosure(matrix: np.ndarray, radius: float):
+    """The interval matrix of balls matrix[i, j] +- radius (each entry exact as a float)."""
+    n = matrix.shape[0]
+    return flint.arb_mat([[flint.arb(float(matrix[i, j]), radius) for j in range(n)] for i in range(n)])
+
+
+def _wide_eigenvalue_bound(matrix: np.ndarray, radius: float) -> float:
+    """Weyl: every symmetric matrix within entrywise radius r of A has eigenvalues within n r of A's."""
+    return matrix.shape[0] * radius
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_inertia_of_non_diagonal_enclosures_is_that_of_the_matrix(seed):
+    """Random symmetric matrices with mixed signs, far from diagonal (a random rotation of a
+    diagonal), enclosed with small radii: the certified inertia is the count of negative and
+    positive eigenvalues numpy finds, whenever Weyl's bound keeps every eigenvalue off zero."""
+    rng = np.random.default_rng(seed)
+    n = 5
+    rotation = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    eigenvalues = rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.2, 3.0, size=n)
+    matrix = rotation @ np.diag(eigenvalues) @ rotation.T
+    matrix = 0.5 * (matrix + matrix.T)
+    assert np.abs(matrix - np.diag(np.diag(matrix))).max() > 0.3  # not diagonal, not nearly
+    radius = 1e-6
+    assert np.abs(np.linalg.eigvalsh(matrix)).min() > _wide_eigenvalue_bound(matrix, radius)
+    expected = (int(np.sum(eigenvalues < 0)), int(np.sum(eigenvalues > 0)))
+    assert certified_inertia(_enclosure(matrix, radius)) == expected
+
+
+def test_inertia_where_the_diagonal_misleads():
+    """[[1, 2], [2, 1]] has eigenvalues 3 and -1 although its diagonal is positive: the test must
+    look through the off-diagonal part (by congruence with the midpoint's eigenvectors)."""
+    matrix = np.array([[1.0, 2.0], [2.0, 1.0]])
+    assert certified_inertia(_enclosure(matrix, 1e-9)) == (1, 1)
+    assert certified_inertia(_enclosure(np.array([[2.0, -1.5], [-1.5, 2.0]]), 1e-9)) == (0, 2)
+
+
+def test_no_inertia_for_an_enclosure_holding_a_singular_matrix():
+    """A non-diagonal matrix with eigenvalue 1e-3, enclosed with radius 1e-3: the enclosure holds
+    matrices of both signs of that eigenvalue (and singular ones), so no inertia is certified."""
+    rng = np.random.default_rng(7)
+    rotation = np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    matrix = rotation @ np.diag([1e-3, -1.0, 2.0, 0.5]) @ rotation.T
+    matrix = 0.5 * (matrix + matrix.T)
+    shift = 1e-3 * np.outer(rotation[:, 0], rotation[:, 0])  # moves the small eigenvalue to 0
+    assert np.abs(matrix - shift - (matrix - shift).T).max() < 1e-15
+    assert np.abs(shift).max() <= 1e-3  # the singular matrix lies in the enclosure
+    assert certified_inertia(_enclosure(matrix, 1e-3)) is None
+    assert certified_inertia(_enclosure(matrix, 1e-9)) == (1, 3)
+
+
 # ------------------------------------------------------------------ claim 3 (symrelu, unit rows, sphere chart)
 
 

@@ -112,8 +112,8 @@ def enumerate_critical_points(
         work is done; ValueError also when the setting's estimated memory exceeds its
         ``max_memory`` (critpoints.losses.resources).
     critpoints.solver.restarts.Interrupted
-        A KeyboardInterrupt (Ctrl-C) raised promptly; its ``partial`` attribute holds the
-        CriticalPointSet of the runs that had finished.
+        A KeyboardInterrupt (Ctrl-C) raised promptly; its ``partial`` attribute is the
+        CriticalPointSet of the runs that had finished (classified when first read).
 
     Warns
     -----
@@ -184,15 +184,17 @@ def enumerate_critical_points(
         )
     except Interrupted as interrupted:
         finished = [run for run in interrupted.results if run is not None]
-        interrupted.partial = _result_set(
-            loss,
-            finished,
-            {**metadata, "interrupted": f"{len(finished)} of {n_restarts} runs finished"},
-            tau_good=tau_good,
-            eigenvalue_tolerance=eigenvalue_tolerance,
-            orbit_tolerance=orbit_tolerance,
-            certify=False,
-            began=began,
+        interrupted.build_partial_with(
+            lambda: _result_set(
+                loss,
+                finished,
+                {**metadata, "interrupted": f"{len(finished)} of {n_restarts} runs finished"},
+                tau_good=tau_good,
+                eigenvalue_tolerance=eigenvalue_tolerance,
+                orbit_tolerance=orbit_tolerance,
+                certify=False,
+                began=began,
+            )
         )
         raise
     return _result_set(

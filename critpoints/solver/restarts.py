@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import math
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import signal
@@ -86,15 +87,27 @@ class Interrupted(KeyboardInterrupt):
     results : list of NewtonResult or None
         One entry per start, None for the runs that had not finished.
     partial : object
-        Set by callers that build something from the finished runs (the engine puts the
-        CriticalPointSet of the finished runs here); None otherwise.
+        What a caller builds from the finished runs (the engine: the CriticalPointSet of the
+        finished runs), built when first read, so that the interrupt itself returns at once;
+        None when no caller registered a builder (:meth:`build_partial_with`).
     """
 
     def __init__(self, results: Sequence[NewtonResult | None]) -> None:
         finished = sum(result is not None for result in results)
         super().__init__(f"interrupted after {finished} of {len(results)} runs")
         self.results = list(results)
-        self.partial: Any = None
+        self._build: Callable[[], Any] | None = None
+        self._partial: Any = None
+
+    def build_partial_with(self, build: Callable[[], Any]) -> None:
+        """Register how :attr:`partial` is built (called once, when it is first read)."""
+        self._build, self._partial = build, None
+
+    @property
+    def partial(self) -> Any:
+        if self._partial is None and self._build is not None:
+            self._partial = self._build()
+        return self._partial
 
 
 class WorkerDied(RuntimeError):
