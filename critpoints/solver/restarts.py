@@ -29,7 +29,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -218,7 +218,7 @@ def _submit(executor: Executor, fn: Callable[..., Any], *args: Any) -> _Future:
 def _as_completed(futures: Sequence[_Future]) -> Iterator[_Future]:
     """The futures in the order they finish where the executor allows it, else in order."""
     if futures and all(isinstance(f, concurrent.futures.Future) for f in futures):
-        return concurrent.futures.as_completed(futures)
+        return concurrent.futures.as_completed(cast(Sequence[concurrent.futures.Future], futures))
     if futures and all(type(f).__module__.startswith("distributed.") for f in futures):
         from distributed import as_completed
 
