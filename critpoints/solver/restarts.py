@@ -28,7 +28,6 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -343,9 +342,9 @@ def _pool_session(workers: int) -> Iterator[concurrent.futures.ProcessPoolExecut
     except _Terminated:
         terminated = True
         _tear_down(pool)
-    except BrokenProcessPool as error:
+    except concurrent.futures.BrokenExecutor as error:
         exits = _tear_down(pool)
-        raise BrokenProcessPool(f"{error} (workers: {', '.join(exits) or 'unknown'})") from error
+        raise concurrent.futures.BrokenExecutor(f"{error} (workers: {', '.join(exits) or 'unknown'})") from error
     except BaseException:
         _tear_down(pool)
         raise
@@ -725,7 +724,7 @@ def solve_from_starts(
             raise
         except KeyboardInterrupt:
             raise Interrupted(results) from None
-        except BrokenProcessPool as error:
+        except concurrent.futures.BrokenExecutor as error:
             finished = sum(result is not None for result in results)
             raise WorkerDied(
                 f"a worker process ended without finishing its task ({error}); {finished} of {len(starts)} runs "
