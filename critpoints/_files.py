@@ -76,7 +76,7 @@ def check_output_path(name: str, path: str | Path) -> Path:
     return path
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Write a file through ``write(handle)`` (a binary handle) so that it appears whole or not at all.
 
     The data go to a temporary file in the destination folder, which is flushed to disk and

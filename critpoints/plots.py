@@ -212,7 +212,7 @@ def index_figure(result: CriticalPointSet) -> Figure:
 
 
 def basin_curves(
-    x: Sequence[float],
+    x: Sequence[float] | np.ndarray,
     curves: dict[str, Sequence[BasinFraction]],
     path: str | Path,
     *,
@@ -225,7 +225,7 @@ def basin_curves(
 
 
 def basin_figure(
-    x: Sequence[float],
+    x: Sequence[float] | np.ndarray,
     curves: dict[str, Sequence[BasinFraction]],
     *,
     xlabel: str = "c",
@@ -244,13 +244,13 @@ def basin_figure(
     """
     figure = Figure(figsize=(6.0, 4.0))
     axis = figure.add_subplot(1, 1, 1)
-    x = np.asarray(x, dtype=float)
+    positions = np.asarray(x, dtype=float)
     for name, fractions in curves.items():
         y = np.array([f.fraction for f in fractions])
         low = np.array([f.low for f in fractions])
         high = np.array([f.high for f in fractions])
         error = [np.maximum(y - low, 0.0), np.maximum(high - y, 0.0)]
-        axis.errorbar(x, y, yerr=error, marker="o", capsize=3, label=name)
+        axis.errorbar(positions, y, yerr=error, marker="o", capsize=3, label=name)
     axis.set_ylim(-0.03, 1.03)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
@@ -280,8 +280,8 @@ def alignment_figure(result: DynamicsResult, tau_good: float | None = None) -> F
     bins = np.linspace(0.0, 1.0, 41)
     initial = [t.initial_alignment.min() for t in result.trajectories]
     final = [t.alignment.min() for t in result.trajectories]
-    axis.hist(initial, bins=bins, alpha=0.5, label="start", color="tab:blue")
-    axis.hist(final, bins=bins, alpha=0.5, label="end", color="tab:orange")
+    axis.hist(initial, bins=bins.tolist(), alpha=0.5, label="start", color="tab:blue")
+    axis.hist(final, bins=bins.tolist(), alpha=0.5, label="end", color="tab:orange")
     threshold = tau_good if tau_good is not None else result.metadata.get("tau_good")
     if threshold is not None:
         axis.axvline(threshold, color="k", linestyle="--", linewidth=0.8, label=f"tau_good = {threshold:g}")

@@ -74,7 +74,7 @@ import dataclasses
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,7 +278,7 @@ def _row(t: Trajectory) -> list:
     ]
 
 
-_COLUMN_TYPES = {
+_COLUMN_TYPES: dict[str, Callable[[str], Any]] = {
     "start": int,
     "status": str,
     "steps": int,

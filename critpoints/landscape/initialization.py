@@ -16,6 +16,8 @@ Families (the ``init`` argument of ``enumerate_critical_points``):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from critpoints import _validation as check
@@ -52,7 +54,7 @@ def _warm_start(loss: PopulationLoss, count: int, rng: np.random.Generator, expo
     return starts
 
 
-def check_init(init: object, count: int) -> str | tuple | np.ndarray:
+def check_init(init: object, count: int) -> tuple[Any, ...] | np.ndarray:
     """The start family ``init`` checked for ``count`` starts, before any work.
 
     Returns ``("gaussian", scale)`` (``scale`` None for the default), ``("warm_start", c)``,
@@ -91,7 +93,7 @@ def check_init(init: object, count: int) -> str | tuple | np.ndarray:
     return ("uniform",)
 
 
-def describe_init(init: object) -> object:
+def describe_init(init: tuple[Any, ...] | np.ndarray) -> object:
     """``init`` as a result's metadata records it: the short form, or how many user rows."""
     if isinstance(init, np.ndarray):
         return f"user arrays ({len(init)} rows)"

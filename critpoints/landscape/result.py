@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import importlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -496,7 +497,7 @@ class CriticalPointSet:
         statuses, completeness, metadata), so :meth:`from_dataframe` restores the result.
         """
         try:
-            import pandas
+            pandas = importlib.import_module("pandas")
         except ImportError as error:
             raise ImportError(
                 "CriticalPointSet.to_dataframe needs pandas: pip install 'critpoints[pandas]' (or pip install pandas)"

@@ -8,12 +8,13 @@ nothing.
 from __future__ import annotations
 
 import sys
+from types import FrameType
 
 from critpoints.solver.lifeline import set_parent_death_signal
 
 
 def _inside_forkserver_main() -> bool:
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_name == "main" and frame.f_globals.get("__name__") == "multiprocessing.forkserver":
             return True

@@ -28,6 +28,7 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -225,7 +226,7 @@ def _as_completed(futures: Sequence[_Future]) -> Iterator[_Future]:
     return iter(futures)
 
 
-def _collect(futures: Sequence[_Future], parts: Sequence[Sequence[int]], results: list, bar: tqdm) -> None:
+def _collect(futures: Sequence[_Future], parts: Sequence[np.ndarray], results: list, bar: tqdm) -> None:
     """Store the results of each chunk future at the start indices ``parts[k]`` of ``results``
     as the chunks finish; the bar advances with them."""
     position = {id(future): index for index, future in enumerate(futures)}
@@ -395,7 +396,7 @@ def _main_module_problem() -> str | None:
         return (
             f"the main script {path!r} is not a file (read from standard input?), so worker processes cannot import it"
         )
-    frame = sys._getframe()
+    frame: FrameType | None = sys._getframe()
     line = None
     while frame is not None:
         if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
