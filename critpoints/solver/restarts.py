@@ -25,10 +25,10 @@ import signal
 import sys
 import threading
 import time
+import types
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from types import FrameType
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -396,7 +396,7 @@ def _main_module_problem() -> str | None:
         return (
             f"the main script {path!r} is not a file (read from standard input?), so worker processes cannot import it"
         )
-    frame: FrameType | None = sys._getframe()
+    frame: types.FrameType | None = sys._getframe()
     line = None
     while frame is not None:
         if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
