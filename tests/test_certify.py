@@ -146,6 +146,21 @@ def test_no_inertia_for_an_enclosure_holding_a_singular_matrix():
     assert certified_inertia(_enclosure(matrix, 1e-9)) == (1, 3)
 
 
+def test_no_inertia_when_off_diagonal_entries_can_flip_an_eigenvalue():
+    """A cluster of five nearly equal eigenvalues 1.5e-3 (+ k 1e-6), enclosed with radius 1e-3 on
+    every entry: each diagonal interval, read alone, stays positive (1.5e-3 > 1e-3), but the box
+    holds the matrix with 1e-3 added along the first row and column, whose smallest eigenvalue is
+    1.5e-3 - 1e-3 * sqrt(4) < 0. The off-diagonal intervals must be counted: no inertia."""
+    n, radius = 5, 1e-3
+    matrix = np.diag(1.5e-3 + 1e-6 * np.arange(n))
+    inside = matrix.copy()
+    inside[0, 1:] += radius
+    inside[1:, 0] += radius
+    assert np.linalg.eigvalsh(inside).min() < 0 < np.linalg.eigvalsh(matrix).min()
+    assert certified_inertia(_enclosure(matrix, radius)) is None
+    assert certified_inertia(_enclosure(matrix, 1e-4)) == (0, 5)  # 1.5e-3 - 4e-4 > 0: all positive
+
+
 # ------------------------------------------------------------------ claim 3 (symrelu, unit rows, sphere chart)
 
 
