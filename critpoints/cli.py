@@ -161,10 +161,12 @@ def _executor(jobs: int | None):
 
 def _export(result, args: argparse.Namespace) -> None:
     """Write the result to the --json and --csv files that were asked for."""
-    for path, write in ((args.json, result.to_json), (args.csv, result.to_csv)):
-        if path:
-            write(path)
-            print(f"wrote {path}")
+    if args.json:
+        print(f"wrote {result.to_json(args.json)}")
+    if args.csv:
+        from critpoints import _files
+
+        print(f"wrote {result.to_csv(args.csv)} and its metadata {_files.metadata_path(args.csv)}")
 
 
 def _figure_path(args: argparse.Namespace, name: str) -> Path:

@@ -47,23 +47,30 @@ def test_estimate_counts_what_the_loss_builds(family, options, encoder, bias):
 
 def _measured_growth(warm_up: str, code: str) -> dict:
     """Run ``code`` (which defines ``setting``) in a fresh process after ``warm_up`` (a small
-    setting of the same kind, so that compiling the kernels is done): the growth of the peak
-    RSS while the loss is built, its Hessian evaluated and eigendecomposed."""
+    setting of the same kind, so that compiling or loading the kernels is done): the growth of
+    the peak resident memory (VmHWM, reset through /proc/self/clear_refs) while the loss is
+    built, its Hessian evaluated and eigendecomposed."""
     script = textwrap.dedent(
         """
-        import json, resource, numpy as np, critpoints
+        import json, numpy as np, critpoints
         from critpoints.losses.resources import BASE_BYTES, estimate_resources
         def run(setting):
             loss = critpoints.population_loss(setting)
             theta = loss.manifold.project(np.random.default_rng(0).standard_normal(loss.n_params))
             np.linalg.eigh(loss.hessian_in_basis(theta))
+        def status(key):
+            for line in open("/proc/self/status"):
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
         {warm_up}
         run(setting)
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # the peak (VmHWM) restarts from the current resident memory
+        base = status("VmRSS")
         {code}
         run(setting)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(json.dumps(dict(growth=peak - base, estimate=estimate_resources(setting).memory_bytes - BASE_BYTES)))
+        growth = status("VmHWM") - base
+        print(json.dumps(dict(growth=growth, estimate=estimate_resources(setting).memory_bytes - BASE_BYTES)))
         """
     ).format(warm_up=warm_up, code=code)
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
