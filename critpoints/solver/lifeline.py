@@ -22,7 +22,10 @@ owner handles it by tearing the pool down.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -121,3 +124,39 @@ def worker_initializer(owner: ProcessIdentity) -> None:
     if os.getppid() != parent or not alive(owner):  # the parent or the owner died before prctl took effect
         os._exit(1)
     threading.Thread(target=_watch, args=(parent, owner), name="critpoints-lifeline", daemon=True).start()
+
+
+def _context(start_method: str) -> multiprocessing.context.BaseContext:
+    """The context of ``start_method``; a fork server is set to preload :data:`FORKSERVER_PRELOAD`
+    (added to the modules already configured, multiprocessing's default being the main module;
+    it applies when the fork server starts)."""
+    context = multiprocessing.get_context(start_method)
+    if start_method == "forkserver":
+        server = getattr(multiprocessing.forkserver, "_forkserver", None)
+        configured = list(getattr(server, "_preload_modules", ["__main__"]))
+        if FORKSERVER_PRELOAD not in configured:
+            context.set_forkserver_preload([*configured, FORKSERVER_PRELOAD])
+    return context
+
+
+def process_pool(workers: int, start_method: str = "forkserver") -> concurrent.futures.ProcessPoolExecutor:
+    """A ``ProcessPoolExecutor`` whose workers end when this process ends, by any signal, and
+    ignore Ctrl-C (:func:`worker_initializer`).
+
+    Parameters
+    ----------
+    workers : int
+        Number of worker processes.
+    start_method : {"forkserver", "spawn"}
+        How workers start (never "fork": forking a process whose OpenMP or BLAS threads have
+        started is unsafe). With "spawn" the workers are children of this process, so their
+        parent-death signal acts directly; with "forkserver" it acts through the fork server.
+    """
+    if start_method not in ("forkserver", "spawn"):
+        raise ValueError(f"unknown start_method {start_method!r}; known: 'forkserver', 'spawn'")
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=_context(start_method),
+        initializer=worker_initializer,
+        initargs=(this_process(),),
+    )

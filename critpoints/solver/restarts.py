@@ -17,8 +17,6 @@ import ast
 import concurrent.futures
 import contextlib
 import math
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import pickle
 import signal
@@ -262,33 +260,15 @@ def _system_recipe(make_system: Callable[..., StationarySystem], system_args: tu
         ) from error
 
 
-def _forkserver_context() -> multiprocessing.context.BaseContext:
-    """The fork-server context, its server set to preload the lifeline (it dies with this process).
+def _local_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of fresh single-threaded worker processes started from a fork server, that end
+    when this process ends and ignore Ctrl-C (critpoints.solver.lifeline.process_pool).
 
     Workers start from a fork server rather than by forking this process: forking a
     process whose OpenMP runtime (numba's parallel kernels, BLAS) has already started
-    threads is unsafe and aborts the child. The preload list keeps the modules already
-    configured (multiprocessing's default is the main module) and adds
-    :data:`critpoints.solver.lifeline.FORKSERVER_PRELOAD`; it applies when the fork server
-    starts.
+    threads is unsafe and aborts the child.
     """
-    context = multiprocessing.get_context("forkserver")
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    configured = list(getattr(server, "_preload_modules", ["__main__"]))
-    if lifeline.FORKSERVER_PRELOAD not in configured:
-        context.set_forkserver_preload([*configured, lifeline.FORKSERVER_PRELOAD])
-    return context
-
-
-def _local_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """A pool of fresh single-threaded worker processes that end when this process ends
-    (critpoints.solver.lifeline) and ignore Ctrl-C (this process tears them down)."""
-    return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=_forkserver_context(),
-        initializer=lifeline.worker_initializer,
-        initargs=(lifeline.this_process(),),
-    )
+    return lifeline.process_pool(workers, "forkserver")
 
 
 class _Terminated(BaseException):
