@@ -161,12 +161,10 @@ def _executor(jobs: int | None):
 
 def _export(result, args: argparse.Namespace) -> None:
     """Write the result to the --json and --csv files that were asked for."""
-    if args.json:
-        print(f"wrote {result.to_json(args.json)}")
-    if args.csv:
-        from critpoints import _files
-
-        print(f"wrote {result.to_csv(args.csv)} and its metadata {_files.metadata_path(args.csv)}")
+    for path, write in ((args.json, result.to_json), (args.csv, result.to_csv)):
+        if path:
+            write(path)
+            print(f"wrote {path}")
 
 
 def _figure_path(args: argparse.Namespace, name: str) -> Path:
@@ -275,8 +273,6 @@ def _check_options(args: argparse.Namespace) -> None:
             check.integer(f"--{name}", getattr(args, name), minimum=1)
     if getattr(args, "jobs", None) is not None:
         check.integer("--jobs", args.jobs, minimum=1)
-    if getattr(args, "seed", None) is not None:
-        check.integer("--seed", args.seed, minimum=0)
     if args.command == "dynamics":
         check.real("--lr", args.lr, low=0.0, low_open=True)
         check.real("--tol", args.tol, low=0.0, low_open=True)
@@ -286,6 +282,8 @@ def _check_options(args: argparse.Namespace) -> None:
             check_init(short_form(args.init), args.starts)
         except (TypeError, ValueError) as error:
             raise ValueError(f"--init {args.init}: {error}") from None
+    if getattr(args, "seed", None) is not None:
+        check.integer("--seed", args.seed, minimum=0)
     for flag in ("json", "csv"):
         if getattr(args, flag, None):
             _files.check_output_path(f"--{flag}", getattr(args, flag))
@@ -372,14 +370,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_options(args)
         setting = build_setting(args) if args.command in ("enumerate", "dynamics") else None
-        if setting is not None:
-            from critpoints.losses.resources import check_resources
-
-            print(check_resources(setting).describe())
     except (ValueError, TypeError) as error:
         message = " ".join(str(error).split())
         print(f"critpoints {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+    if setting is not None:  # the estimate first; a setting beyond the memory limit stops here
+        from critpoints.losses.resources import check_resources
+
+        try:
+            print(check_resources(setting).describe())
+        except ValueError as error:
+            print(f"critpoints {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2
     try:
         return args.run(args, setting)
     except KeyboardInterrupt as interrupt:
