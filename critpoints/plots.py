@@ -61,7 +61,7 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise ValueError(
-            f"the figure file must end in {', '.join(FORMATS)} (the format follows the extension), got {str(path)!r}"
+            f"path must end in one of {', '.join(FORMATS)} (the format follows the extension), got path={str(path)!r}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)

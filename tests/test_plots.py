@@ -170,7 +170,7 @@ def test_format_follows_the_extension(small, tmp_path, suffix, magic):
 
 def test_unknown_extension_is_refused(small, tmp_path):
     _, table, _ = small
-    with pytest.raises(ValueError, match=r"must end in \.png, \.svg, \.pdf.*index\.jpg"):
+    with pytest.raises(ValueError, match=r"path must end in one of \.png, \.svg, \.pdf .*index\.jpg"):
         plots.index_vs_loss(table, tmp_path / "index.jpg")
 
 
