@@ -4,6 +4,7 @@ The setting of Pokle, Tian, Li and Risteski (AISTATS 2022): sparse-coding data x
 two views by random masking, a one-layer encoder, contrastive or non-contrastive losses.
 """
 
+from critpoints._version import __version__ as __version__
 from critpoints.data.finite_measure import FiniteMeasure
 from critpoints.data.moments import ViewMoments, view_moments
 from critpoints.data.view_laws import ViewSample, exact_view_measure, sample_view_measure, sample_views
@@ -19,8 +20,6 @@ from critpoints.model.augmentation import ComplementaryMask, IndependentMask
 from critpoints.model.dictionary import GivenDictionary, IdentityDictionary, RandomDictionary
 from critpoints.model.latent import Bernoulli, FixedCount, OneHot, sparsity_to_counts
 from critpoints.model.setting import ClosedForm, ExactEnumeration, LossSpec, SampleAverage, Setting
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Bernoulli",

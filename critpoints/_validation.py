@@ -8,6 +8,7 @@ fails at construction time instead of as a NaN or a traceback from inside a kern
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Iterable
 from numbers import Integral, Real
 
@@ -86,3 +87,31 @@ def short_form(name: str, value: object, allowed: Iterable[str], what: str) -> t
     else:
         raise TypeError(f"{name} must be a name, a tuple (name, *parameters) or {what}, got {value!r}")
     return choice(name, family, allowed), parameters
+
+
+def flag(name: str, value: object) -> bool:
+    """Return ``value`` as a bool, or raise if it is not True or False (a string such as "no" is refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {name}={value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
+def seed(name: str, value: object) -> int:
+    """The integer seed a run records, from an integer, None or a numpy Generator.
+
+    An integer >= 0 is returned as an int; ``None`` draws a fresh 63-bit seed from the
+    operating system; a ``numpy.random.Generator`` gives one drawn from it (advancing it).
+    Either way the returned integer reproduces the run.
+    """
+    if value is None:
+        return secrets.randbits(63)
+    if isinstance(value, np.random.Generator):
+        return int(value.integers(2**63))
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(
+            f"{name} must be an integer >= 0, None (a fresh seed, recorded) or a numpy Generator, "
+            f"got {name}={value!r} of type {type(value).__name__}"
+        )
+    if value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {name}={int(value)}")
+    return int(value)

@@ -17,13 +17,17 @@ form is written with colons: ``--dictionary random:3``, ``--latent fixed_count:2
 complementary_mask``, ``--expectation sample_average:2000:0``, ``--bias trainable`` or
 ``--bias -0.3`` or ``--bias -0.3,-0.2,-0.3,-0.2``.
 
-Errors in the flags, and settings that ``Setting`` rejects, print one line
-``critpoints <command>: error: ...`` on standard error and exit with status 2.
+Errors in the flags, settings that ``Setting`` rejects (or whose estimated memory exceeds
+``--max-memory-gib``) and output paths that cannot be written print one line
+``critpoints <command>: error: ...`` on standard error and exit with status 2, before any
+computation. The resource estimate of the setting (critpoints.losses.resources) is printed
+first.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -115,6 +119,12 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--predictor-constraint", default=None, choices=PREDICTOR_CONSTRAINTS)
     group.add_argument("--max-support-size", type=int, default=None, help="largest exact enumeration")
+    group.add_argument(
+        "--max-memory-gib",
+        type=float,
+        default=None,
+        help="largest estimated memory per process (default: 80%% of this machine's memory)",
+    )
 
 
 def build_setting(args: argparse.Namespace) -> Setting:
@@ -139,6 +149,8 @@ def build_setting(args: argparse.Namespace) -> Setting:
     )
     if args.max_support_size is not None:
         keywords["max_support_size"] = args.max_support_size
+    if args.max_memory_gib is not None:
+        keywords["max_memory_gib"] = args.max_memory_gib
     return Setting(**keywords)
 
 
@@ -158,6 +170,11 @@ def _export(result, args: argparse.Namespace) -> None:
             print(f"wrote {path}")
 
 
+def _figure_path(args: argparse.Namespace, name: str) -> Path:
+    """The file ``name`` in the --plot folder, with the --plot-format extension."""
+    return Path(args.plot) / f"{name}.{args.plot_format}"
+
+
 def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
     from critpoints.landscape.engine import enumerate_critical_points
 
@@ -174,9 +191,9 @@ def _enumerate(args: argparse.Namespace, setting: Setting) -> int:
         from critpoints import plots
 
         for path in (
-            plots.minima_heatmaps(result, setting, Path(args.plot) / "minima.png"),
-            plots.hessian_spectra(result, setting, Path(args.plot) / "spectra.png"),
-            plots.index_vs_loss(result, Path(args.plot) / "index_vs_loss.png"),
+            plots.minima_heatmaps(result, setting, _figure_path(args, "minima")),
+            plots.hessian_spectra(result, setting, _figure_path(args, "spectra")),
+            plots.index_vs_loss(result, _figure_path(args, "index_vs_loss")),
         ):
             print(f"wrote {path}")
     return 0
@@ -254,7 +271,7 @@ def _dynamics(args: argparse.Namespace, setting: Setting) -> int:
     if args.plot:
         from critpoints import plots
 
-        path = plots.alignment_histogram(result, Path(args.plot) / "alignment.png")
+        path = plots.alignment_histogram(result, _figure_path(args, "alignment"))
         print(f"wrote {path}")
     return 0
 
@@ -289,9 +306,11 @@ def _demo(args: argparse.Namespace, setting: None = None) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    """Validate the non-setting options up front, so that only user errors exit with status 2."""
+    """Validate the non-setting options up front, so that only user errors exit with status 2,
+    and before any computation (output paths included)."""
+    from critpoints import _files
     from critpoints import _validation as check
-    from critpoints.landscape.initialization import INIT_FAMILIES
+    from critpoints.landscape.initialization import check_init
 
     for name in ("restarts", "starts"):
         if getattr(args, name, None) is not None:
@@ -306,15 +325,22 @@ def _check_options(args: argparse.Namespace) -> None:
         check.real("--tol", args.tol, low=0.0, low_open=True)
         check.integer("--max-steps", args.max_steps, minimum=0)
         check.integer("--match", args.match, minimum=0)
-        init = short_form(args.init)
-        name, parameters = (init, ()) if isinstance(init, str) else (init[0], init[1:])
-        check.choice("--init", name, INIT_FAMILIES)
-        if name == "warm_start" and (len(parameters) != 1 or not isinstance(parameters[0], (int, float))):
-            raise ValueError(f"--init warm_start needs one exponent, e.g. warm_start:2, got {args.init!r}")
-        if name == "gaussian" and (len(parameters) > 1 or any(not isinstance(v, (int, float)) for v in parameters)):
-            raise ValueError(f"--init gaussian takes at most one scale, e.g. gaussian:0.5, got {args.init!r}")
-        if name == "uniform" and parameters:
-            raise ValueError(f"--init uniform takes no parameter, got {args.init!r}")
+        try:
+            check_init(short_form(args.init), args.starts)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"--init {args.init}: {error}") from None
+    if getattr(args, "seed", None) is not None:
+        check.integer("--seed", args.seed, minimum=0)
+    for flag in ("json", "csv"):
+        if getattr(args, flag, None):
+            _files.check_output_path(f"--{flag}", getattr(args, flag))
+    if getattr(args, "plot", None):
+        folder = Path(args.plot)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--plot must be a folder, got --plot={args.plot!r}, which is a file")
+        existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"--plot: cannot create or write {args.plot!r} (no write permission in {str(existing)!r})")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -329,7 +355,8 @@ def make_parser() -> argparse.ArgumentParser:
     enumerate_.add_argument("--jobs", type=int, default=None, help="1: run in this process; default: all CPUs")
     enumerate_.add_argument("--json", metavar="FILE", help="write the result as JSON")
     enumerate_.add_argument("--csv", metavar="FILE", help="write the result as CSV")
-    enumerate_.add_argument("--plot", metavar="DIR", help="write PNG figures into DIR")
+    enumerate_.add_argument("--plot", metavar="DIR", help="write figures into DIR (created if needed)")
+    enumerate_.add_argument("--plot-format", default="png", choices=("png", "svg", "pdf"), help="figure file format")
     enumerate_.add_argument("--progress", action="store_true", help="show a progress bar")
     enumerate_.set_defaults(run=_enumerate)
 
@@ -370,6 +397,7 @@ def make_parser() -> argparse.ArgumentParser:
     dynamics.add_argument("--json", metavar="FILE", help="write the runs as JSON")
     dynamics.add_argument("--csv", metavar="FILE", help="write one row per run as CSV")
     dynamics.add_argument("--plot", metavar="DIR", help="write the alignment histogram into DIR")
+    dynamics.add_argument("--plot-format", default="png", choices=("png", "svg", "pdf"), help="figure file format")
     dynamics.add_argument("--progress", action="store_true", help="show a progress bar (with --match)")
     dynamics.set_defaults(run=_dynamics)
 
@@ -391,8 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 for a bad command line or a setting that ``Setting`` rejects
-        (after one line on standard error).
+        0 on success, 2 for a bad command line, a setting that ``Setting`` rejects or whose
+        memory estimate exceeds its limit, or an output path that cannot be written (after
+        one line on standard error, before any computation); 130 after Ctrl-C.
     """
     parser = make_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -408,7 +437,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(error).split())
         print(f"critpoints {args.command}: error: {message}", file=sys.stderr)
         return 2
-    return args.run(args, setting)
+
+    if setting is not None:  # the estimate first; a setting beyond the memory limit stops here
+        from critpoints.losses.resources import check_resources
+
+        try:
+            print(check_resources(setting).describe())
+        except ValueError as error:
+            print(f"critpoints {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2
+    try:
+        return args.run(args, setting)
+    except KeyboardInterrupt as interrupt:
+        detail = f": {interrupt}" if str(interrupt) else ""
+        print(f"critpoints {args.command}: interrupted{detail}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Figures of a landscape and of the training dynamics, written as PNG files.
+"""Figures of a landscape and of the training dynamics, written as PNG, SVG or PDF files.
 
 * :func:`minima_heatmaps` — |W M| (neurons x atoms, the |cosines| behind the alignments
   a_j = max_i |cos(w_i, M_j)|) of the lowest points of index 0 of an enumeration;
@@ -13,8 +13,13 @@
   their loss, joined at the heights of their lowest connecting saddles), and
   :func:`disconnectivity_panels`, several side by side (PNG, SVG or PDF by the file name).
 
-Figures are drawn on the Agg canvas directly (no pyplot state, no display needed); each
-function returns the path it wrote. Sizes are ``figsize * dpi`` pixels.
+Figures are drawn on the Agg canvas directly (no pyplot state, no display needed). Each
+figure has a builder ``*_figure`` returning the matplotlib Figure (to show in a notebook or
+to inspect) and a writer taking a path, which saves it through :func:`save_figure`: the
+format follows the file extension (.png, .svg or .pdf), the file is written atomically, and
+the writer returns the path. PNG sizes are ``figsize * DPI`` pixels. Legends list only the
+classes that have points; nothing is dropped silently (a figure that shows fewer points
+than it was given says so in its title).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from critpoints import _files
+from critpoints import _validation as check
 from critpoints.landscape.labels import atom_cosines
 from critpoints.landscape.points import spectrum_at
 from critpoints.losses.population_loss import PopulationLoss, population_loss
@@ -47,32 +54,59 @@ LABEL_COLOURS = {"good": "tab:green", "bad": "tab:red", "collapsed": "tab:gray"}
 LABEL_MARKERS = {"good": "o", "bad": "s", "collapsed": "x"}
 
 
-def _save(figure: Figure, path: str | Path) -> Path:
+#: File formats by extension.
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` to ``path`` in the format of its extension (.png, .svg, .pdf), atomically.
+
+    The folder is created if needed. Raises ValueError for another extension.
+    """
     path = Path(path)
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(
+            f"path must end in one of {', '.join(FORMATS)} (the format follows the extension), got path={str(path)!r}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=DPI, format="png")
-    return path
+    return _files.atomic_write(path, lambda handle: figure.savefig(handle, dpi=DPI, format=kind))
+
+
+def _legend(axis, **options) -> None:
+    """A legend of the labelled artists, or none when nothing is labelled."""
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(**options)
 
 
 def minima_heatmaps(result: CriticalPointSet, setting: Setting, path: str | Path, max_points: int = 8) -> Path:
-    """|W M| of the lowest ``max_points`` points of index 0 (minima and flat minima).
+    """Write :func:`minima_figure` to ``path`` (.png, .svg or .pdf) and return the path.
+
+    The PNG is (3.0 * columns) x (2.8 * rows) inches at ``DPI``.
+    """
+    return save_figure(minima_figure(result, setting, max_points), path)
+
+
+def minima_figure(result: CriticalPointSet, setting: Setting, max_points: int = 8) -> Figure:
+    """|W M| (the |cosines| of neurons and atoms) of the lowest ``max_points`` points of index 0.
 
     Parameters
     ----------
     result : CriticalPointSet
     setting : Setting
         The setting of the enumeration (for the dictionary M).
-    path : str or Path
-        PNG file to write; its size is (3.0 * columns) x (2.8 * rows) inches at ``DPI``.
     max_points : int
-        Number of panels at most.
+        Number of panels at most; the title says "first k of n" when there are more
+        points of index 0 (minima and flat minima). Without such points, the lowest points.
 
     Returns
     -------
-    Path
+    Figure
     """
-    points = [point for point in result if point.index == 0][:max_points] or list(result)[:max_points]
+    max_points = check.integer("max_points", max_points, minimum=1)
+    candidates = [point for point in result if point.index == 0] or list(result)
+    points = candidates[:max_points]
     dictionary = setting.dictionary_matrix()
     columns = min(4, max(1, len(points)))
     rows = max(1, int(np.ceil(len(points) / columns)))
@@ -91,9 +125,10 @@ def minima_heatmaps(result: CriticalPointSet, setting: Setting, path: str | Path
         figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     if not points:
         figure.add_subplot(1, 1, 1).text(0.5, 0.5, "no points", ha="center")
-    figure.suptitle("|cos(w_i, M_j)| of the lowest index-0 points", fontsize=9)
+    shown = f"first {len(points)} of {len(candidates)}" if len(points) < len(candidates) else "the"
+    figure.suptitle(f"|cos(w_i, M_j)| of {shown} lowest index-0 points", fontsize=9)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def point_spectrum(setting: Setting, point: CriticalPoint, loss: PopulationLoss | None = None) -> np.ndarray:
@@ -106,22 +141,34 @@ def point_spectrum(setting: Setting, point: CriticalPoint, loss: PopulationLoss 
     return np.real(np.asarray(spectrum.eigenvalues))
 
 
-def hessian_spectra(result: CriticalPointSet, setting: Setting, path: str | Path, max_points: int = 40) -> Path:
+def hessian_spectra(
+    result: CriticalPointSet, setting: Setting, path: str | Path, max_points: int | None = None
+) -> Path:
+    """Write :func:`spectra_figure` to ``path`` (.png, .svg or .pdf; PNG 8 x 4 inches) and return the path."""
+    return save_figure(spectra_figure(result, setting, max_points), path)
+
+
+def spectra_figure(result: CriticalPointSet, setting: Setting, max_points: int | None = None) -> Figure:
     """The spectrum of each enumerated point (lowest loss first), on a symmetric-log axis.
+
+    One scatter (one column of markers) per point, coloured by label.
 
     Parameters
     ----------
     result : CriticalPointSet
     setting : Setting
-    path : str or Path
-        PNG file, 8 x 4 inches at ``DPI``.
-    max_points : int
-        Number of points shown at most.
+    max_points : int, optional
+        Draw only the first ``max_points`` points (the title then says "first k of n");
+        default all of them.
     """
+    points = list(result)
+    if max_points is not None:
+        points = points[: check.integer("max_points", max_points, minimum=1)]
     figure = Figure(figsize=(8.0, 4.0))
     axis = figure.add_subplot(1, 1, 1)
     loss = population_loss(setting)
-    for number, point in enumerate(list(result)[:max_points], start=1):
+    labels_drawn = []
+    for number, point in enumerate(points, start=1):
         values = point_spectrum(setting, point, loss)
         axis.scatter(
             np.full(values.shape, number),
@@ -129,21 +176,27 @@ def hessian_spectra(result: CriticalPointSet, setting: Setting, path: str | Path
             s=10,
             marker=LABEL_MARKERS.get(point.label, "o"),
             color=LABEL_COLOURS.get(point.label, "k"),
+            label=point.label if point.label not in labels_drawn else None,
         )
+        labels_drawn.append(point.label)
     axis.axhline(0.0, color="k", linewidth=0.5)
     axis.set_yscale("symlog", linthresh=1e-3)
     axis.set_xlabel("point (table row, lowest loss first)")
     axis.set_ylabel("eigenvalue" + (" (real part)" if setting.loss.is_field else ""))
-    axis.set_title(f"spectra: {setting.loss} m={setting.m} d={setting.d}", fontsize=9)
-    for label, colour in LABEL_COLOURS.items():
-        axis.scatter([], [], color=colour, marker=LABEL_MARKERS[label], label=label)
-    axis.legend(fontsize=7)
+    shown = f"first {len(points)} of {len(result)} points" if len(points) < len(result) else f"{len(points)} points"
+    axis.set_title(f"spectra ({shown}): {setting.loss} m={setting.m} d={setting.d}", fontsize=9)
+    _legend(axis, fontsize=7)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def index_vs_loss(result: CriticalPointSet, path: str | Path) -> Path:
-    """Index (number of negative eigenvalues) against loss, one marker per label (6 x 4 inches)."""
+    """Write :func:`index_figure` to ``path`` (.png, .svg or .pdf; PNG 6 x 4 inches) and return the path."""
+    return save_figure(index_figure(result), path)
+
+
+def index_figure(result: CriticalPointSet) -> Figure:
+    """Index (number of negative eigenvalues) against loss, one marker per label."""
     figure = Figure(figsize=(6.0, 4.0))
     axis = figure.add_subplot(1, 1, 1)
     for label in LABEL_COLOURS:
@@ -159,9 +212,9 @@ def index_vs_loss(result: CriticalPointSet, path: str | Path) -> Path:
     axis.set_xlabel("loss")
     axis.set_ylabel("index")
     axis.set_title("index against loss", fontsize=9)
-    axis.legend(fontsize=7)
+    _legend(axis, fontsize=7)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def basin_curves(
@@ -173,7 +226,19 @@ def basin_curves(
     ylabel: str = "fraction of runs recovering M",
     title: str = "",
 ) -> Path:
-    """Basin fractions with their 95% Wilson intervals against a parameter (6 x 4 inches).
+    """Write :func:`basin_figure` to ``path`` (.png, .svg or .pdf; PNG 6 x 4 inches) and return the path."""
+    return save_figure(basin_figure(x, curves, xlabel=xlabel, ylabel=ylabel, title=title), path)
+
+
+def basin_figure(
+    x: Sequence[float] | np.ndarray,
+    curves: dict[str, Sequence[BasinFraction]],
+    *,
+    xlabel: str = "c",
+    ylabel: str = "fraction of runs recovering M",
+    title: str = "",
+) -> Figure:
+    """Basin fractions with their 95% Wilson intervals against a parameter, one line per series.
 
     Parameters
     ----------
@@ -181,35 +246,38 @@ def basin_curves(
         The parameter values (e.g. the warm-start exponents c).
     curves : dict[str, sequence of BasinFraction]
         One series per name, one :class:`~critpoints.dynamics.descent.BasinFraction` per x.
-    path : str or Path
     xlabel, ylabel, title : str
     """
     figure = Figure(figsize=(6.0, 4.0))
     axis = figure.add_subplot(1, 1, 1)
-    x = np.asarray(x, dtype=float)
+    positions = np.asarray(x, dtype=float)
     for name, fractions in curves.items():
         y = np.array([f.fraction for f in fractions])
         low = np.array([f.low for f in fractions])
         high = np.array([f.high for f in fractions])
         error = [np.maximum(y - low, 0.0), np.maximum(high - y, 0.0)]
-        axis.errorbar(x, y, yerr=error, marker="o", capsize=3, label=name)
+        axis.errorbar(positions, y, yerr=error, marker="o", capsize=3, label=name)
     axis.set_ylim(-0.03, 1.03)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     if title:
         axis.set_title(title, fontsize=9)
-    axis.legend(fontsize=7)
+    _legend(axis, fontsize=7)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def alignment_histogram(result: DynamicsResult, path: str | Path, tau_good: float | None = None) -> Path:
-    """Histograms of min_j a_j at the start and at the end of the runs of a DynamicsResult (6 x 4 inches).
+    """Write :func:`alignment_figure` to ``path`` (.png, .svg or .pdf; PNG 6 x 4 inches) and return the path."""
+    return save_figure(alignment_figure(result, tau_good), path)
+
+
+def alignment_figure(result: DynamicsResult, tau_good: float | None = None) -> Figure:
+    """Histograms of min_j a_j at the start and at the end of the runs of a DynamicsResult.
 
     Parameters
     ----------
     result : DynamicsResult
-    path : str or Path
     tau_good : float, optional
         Draw the "good" threshold (default: the one the runs were labelled with).
     """
@@ -226,20 +294,21 @@ def alignment_histogram(result: DynamicsResult, path: str | Path, tau_good: floa
     axis.set_xlabel("min_j a_j")
     axis.set_ylabel("runs")
     axis.set_title(f"{len(result.trajectories)} runs", fontsize=9)
-    axis.legend(fontsize=7)
+    _legend(axis, fontsize=7)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def experiment_metric(result: ExperimentResult, path: str | Path) -> Path:
-    """The paper's metric of an ExperimentResult: initial and final min_j a_j per cell (mean ± sd over seeds).
+    """Write :func:`experiment_figure` to ``path`` (.png, .svg or .pdf) and return the path.
 
-    Parameters
-    ----------
-    result : critpoints.dynamics.experiments.ExperimentResult
-    path : str or Path
-        PNG file; width 1.0 inch per cell (at least 6), height 4.5 inches.
+    The PNG is 1.0 inch wide per cell (at least 6) and 4.5 inches high.
     """
+    return save_figure(experiment_figure(result), path)
+
+
+def experiment_figure(result: ExperimentResult) -> Figure:
+    """The paper's metric of an ExperimentResult: initial and final min_j a_j per cell (mean ± sd over seeds)."""
     cells = result.cells
     width = max(6.0, 1.0 * len(cells))
     figure = Figure(figsize=(width, 4.5))
@@ -263,27 +332,9 @@ def experiment_metric(result: ExperimentResult, path: str | Path) -> Path:
     axis.set_ylim(0.0, 1.05)
     axis.set_ylabel("alignment")
     axis.set_title(f"{result.experiment} ({result.mode})", fontsize=9)
-    axis.legend(fontsize=6)
+    _legend(axis, fontsize=6)
     figure.tight_layout()
-    return _save(figure, path)
-
-
-#: File formats the disconnectivity figures are written in, by the file name's suffix.
-FIGURE_FORMATS = ("png", "svg", "pdf")
-
-
-def _save_by_suffix(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` in the format its file name names: .png, .svg or .pdf."""
-    path = Path(path)
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix not in FIGURE_FORMATS:
-        raise ValueError(
-            f"path must end in one of {', '.join('.' + f for f in FIGURE_FORMATS)}, got path={str(path)!r}"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=DPI, format=suffix)
-    return path
+    return figure
 
 
 def _draw_disconnectivity(axis: Axes, graph: LandscapeGraph, title: str | None) -> None:
@@ -358,7 +409,7 @@ def disconnectivity_graph(graph: LandscapeGraph, path: str | Path, *, title: str
     figure = Figure(figsize=(6.0, 4.5))
     _draw_disconnectivity(figure.add_subplot(1, 1, 1), graph, title)
     figure.tight_layout()
-    return _save_by_suffix(figure, path)
+    return save_figure(figure, path)
 
 
 def disconnectivity_panels(
@@ -371,4 +422,4 @@ def disconnectivity_panels(
         title = None if titles is None else titles[number]
         _draw_disconnectivity(figure.add_subplot(1, len(graphs), number + 1), graph, title)
     figure.tight_layout()
-    return _save_by_suffix(figure, path)
+    return save_figure(figure, path)

@@ -62,7 +62,12 @@ def setting(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer starts and grid points")
-    parser.add_argument("--starts", type=int, default=None, help="runs per cell (default 200 in part 1, 60 in part 2)")
+    parser.add_argument(
+        "--starts",
+        type=int,
+        default=None,
+        help="runs per cell (default 200 in part 1, 40 in part 2; --quick: 60 and 20)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--max-steps", type=int, default=20000)
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
             print(result)
             print()
             summary.append((name, "m=6 gaussian", result.basin_fractions()))
-    print(f"{'loss':<24} {'width, init':<26} {'good':>22} {'bad':>22} {'collapsed':>22}")
+    print("good / bad / collapsed: runs that converged to a point with that label; fractions over all runs")
+    print(f"{'loss':<24} {'width, init':<26} {'good':>22} {'bad':>22} {'collapsed':>22} {'not converged':>22}")
     for name, init, fractions in summary:
         cells = [f"{f.count:>3} {f.fraction:.2f} [{f.low:.2f},{f.high:.2f}]" for f in fractions.values()]
         print(f"{name:<24} {init:<26} " + " ".join(f"{cell:>22}" for cell in cells))

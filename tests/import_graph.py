@@ -11,7 +11,7 @@ Each subpackage of critpoints may import only the subpackages listed for it in
     losses    solver      the population losses | Newton and restarts (independent)
     data                  moments and view laws of a setting
     model     manifolds   the setting and its loss families | products of spheres
-    _validation, _version
+    _validation, _version, _files   (argument checks, the version, result files)
 
 so the solver knows nothing of sparse coding (no model, data or losses), the losses know
 nothing of solvers, and nothing below the top imports the public facade ``critpoints``
@@ -23,11 +23,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-FOUNDATION = frozenset({"_validation", "_version"})
+FOUNDATION = frozenset({"_validation", "_version", "_files"})
 
 ALLOWED: dict[str, frozenset[str]] = {
     "_validation": frozenset(),
     "_version": frozenset(),
+    "_files": frozenset({"_version"}),
     "manifolds": FOUNDATION,
     "model": FOUNDATION,
     "data": FOUNDATION | {"model"},

@@ -95,6 +95,72 @@ def test_toy_perturbed_and_degenerate_points_fail():
     assert certified_inertia(jacobian0(box)) is None
 
 
+def _enclosure(matrix: np.ndarray, radius: float):
+    """The interval matrix of balls matrix[i, j] +- radius (each entry exact as a float)."""
+    n = matrix.shape[0]
+    return flint.arb_mat([[flint.arb(float(matrix[i, j]), radius) for j in range(n)] for i in range(n)])
+
+
+def _wide_eigenvalue_bound(matrix: np.ndarray, radius: float) -> float:
+    """Weyl: every symmetric matrix within entrywise radius r of A has eigenvalues within n r of A's."""
+    return matrix.shape[0] * radius
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_inertia_of_non_diagonal_enclosures_is_that_of_the_matrix(seed):
+    """Random symmetric matrices with mixed signs, far from diagonal (a random rotation of a
+    diagonal), enclosed with small radii: the certified inertia is the count of negative and
+    positive eigenvalues numpy finds, whenever Weyl's bound keeps every eigenvalue off zero."""
+    rng = np.random.default_rng(seed)
+    n = 5
+    rotation = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    eigenvalues = rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.2, 3.0, size=n)
+    matrix = rotation @ np.diag(eigenvalues) @ rotation.T
+    matrix = 0.5 * (matrix + matrix.T)
+    assert np.abs(matrix - np.diag(np.diag(matrix))).max() > 0.3  # not diagonal, not nearly
+    radius = 1e-6
+    assert np.abs(np.linalg.eigvalsh(matrix)).min() > _wide_eigenvalue_bound(matrix, radius)
+    expected = (int(np.sum(eigenvalues < 0)), int(np.sum(eigenvalues > 0)))
+    assert certified_inertia(_enclosure(matrix, radius)) == expected
+
+
+def test_inertia_where_the_diagonal_misleads():
+    """[[1, 2], [2, 1]] has eigenvalues 3 and -1 although its diagonal is positive: the test must
+    look through the off-diagonal part (by congruence with the midpoint's eigenvectors)."""
+    matrix = np.array([[1.0, 2.0], [2.0, 1.0]])
+    assert certified_inertia(_enclosure(matrix, 1e-9)) == (1, 1)
+    assert certified_inertia(_enclosure(np.array([[2.0, -1.5], [-1.5, 2.0]]), 1e-9)) == (0, 2)
+
+
+def test_no_inertia_for_an_enclosure_holding_a_singular_matrix():
+    """A non-diagonal matrix with eigenvalue 1e-3, enclosed with radius 1e-3: the enclosure holds
+    matrices of both signs of that eigenvalue (and singular ones), so no inertia is certified."""
+    rng = np.random.default_rng(7)
+    rotation = np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    matrix = rotation @ np.diag([1e-3, -1.0, 2.0, 0.5]) @ rotation.T
+    matrix = 0.5 * (matrix + matrix.T)
+    shift = 1e-3 * np.outer(rotation[:, 0], rotation[:, 0])  # moves the small eigenvalue to 0
+    assert np.abs(matrix - shift - (matrix - shift).T).max() < 1e-15
+    assert np.abs(shift).max() <= 1e-3  # the singular matrix lies in the enclosure
+    assert certified_inertia(_enclosure(matrix, 1e-3)) is None
+    assert certified_inertia(_enclosure(matrix, 1e-9)) == (1, 3)
+
+
+def test_no_inertia_when_off_diagonal_entries_can_flip_an_eigenvalue():
+    """A cluster of five nearly equal eigenvalues 1.5e-3 (+ k 1e-6), enclosed with radius 1e-3 on
+    every entry: each diagonal interval, read alone, stays positive (1.5e-3 > 1e-3), but the box
+    holds the matrix with 1e-3 added along the first row and column, whose smallest eigenvalue is
+    1.5e-3 - 1e-3 * sqrt(4) < 0. The off-diagonal intervals must be counted: no inertia."""
+    n, radius = 5, 1e-3
+    matrix = np.diag(1.5e-3 + 1e-6 * np.arange(n))
+    inside = matrix.copy()
+    inside[0, 1:] += radius
+    inside[1:, 0] += radius
+    assert np.linalg.eigvalsh(inside).min() < 0 < np.linalg.eigvalsh(matrix).min()
+    assert certified_inertia(_enclosure(matrix, radius)) is None
+    assert certified_inertia(_enclosure(matrix, 1e-4)) == (0, 5)  # 1.5e-3 - 4e-4 > 0: all positive
+
+
 # ------------------------------------------------------------------ claim 3 (symrelu, unit rows, sphere chart)
 
 
@@ -135,7 +201,7 @@ def test_point_on_a_kink_not_certified():
 def test_claim3_enumeration_certified_indices_agree():
     result = cp.enumerate_critical_points(claim3_setting(), n_restarts=16, seed=1, progress=False, certify=True)
     assert len(result) > 0
-    certified = [point for point in result if point.certified == "yes"]
+    certified = [point for point in result if point.certified]
     assert certified, [point.certified for point in result]
     for point in certified:
         if point.kind != "degenerate":
@@ -173,7 +239,7 @@ def test_ncl_squared_unit_rows_saddles_certified_with_float_index():
     nondegenerate = [point for point in result if point.kind != "degenerate"]
     assert nondegenerate
     for point in nondegenerate:
-        assert point.certified == "yes", point.certified
+        assert point.certified, point.certification_reason
         assert point.certified_index == point.index
 
 
@@ -206,6 +272,8 @@ def test_result_round_trip_keeps_certification(tmp_path):
         (result.to_json if name.endswith("json") else result.to_csv)(tmp_path / name)
         loaded = cp.load_result(tmp_path / name)
         assert [p.certified for p in loaded] == [p.certified for p in result]
+        assert [p.certification_reason for p in loaded] == [p.certification_reason for p in result]
+        assert all(isinstance(p.certified, bool) for p in loaded)
         assert [p.certified_index for p in loaded] == [p.certified_index for p in result]
         assert [p.certified_radius for p in loaded] == pytest.approx([p.certified_radius for p in result])
 
@@ -388,7 +456,7 @@ CERTIFIED_SETTINGS = {
 def test_nondegenerate_points_certified_with_the_float_index(name):
     setting = cp.Setting(p=3, d=3, m=2, encoder="symrelu", constraint="unit_rows", **CERTIFIED_SETTINGS[name])
     result = cp.enumerate_critical_points(setting, n_restarts=6, seed=0, progress=False, certify=True)
-    certified = [point for point in result if point.certified == "yes"]
+    certified = [point for point in result if point.certified]
     assert certified, [point.certified for point in result]
     assert all(point.certified_index == point.index for point in certified)
     loss = cp.population_loss(setting)

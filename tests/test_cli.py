@@ -9,6 +9,7 @@ import pytest
 
 from critpoints import load_result
 from critpoints.cli import main, short_form
+from critpoints.dynamics.descent import load_dynamics
 
 SMALL = ["--p", "3", "--d", "3", "--m", "3", "--encoder", "symrelu", "--bias", "-0.3", "--constraint", "unit_rows"]
 
@@ -42,6 +43,7 @@ def test_enumerate_writes_json_csv_and_plots(tmp_path, capsys):
     )
     assert status == 0
     printed = capsys.readouterr().out
+    assert printed.startswith("estimate: 9 parameters, Hessian 648 B, support 24 points; peak memory")
     assert "critical points of: p=3 d=3 m=3 loss=spectral" in printed
     from_json, from_csv = load_result(out_json), load_result(out_csv)
     assert len(from_json) == len(from_csv) > 0
@@ -76,8 +78,14 @@ def test_dynamics_writes_json_and_csv(tmp_path, capsys):
     assert "95% CI (Wilson)" in capsys.readouterr().out
     record = json.loads(out_json.read_text())
     assert len(record["trajectories"]) == 5 and record["metadata"]["schedule"] == "alternating"
-    rows = list(csv.DictReader(out_csv.read_text().splitlines()[1:]))
+    with open(out_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
     assert len(rows) == 5 and {row["label"] for row in rows} <= {"good", "bad", "collapsed"}
+    assert {row["status"] for row in rows} <= {"converged", "max_iterations", "diverged"}
+    loaded = load_dynamics(out_csv)
+    assert (
+        [t.status for t in loaded] == [row["status"] for row in rows] == [t["status"] for t in record["trajectories"]]
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,14 +117,55 @@ def test_bad_flags_one_line_exit_2(argv, fragment, capsys):
         (["enumerate", *SMALL, "--loss", "spectral", "--dictionary", "random"], "needs a seed"),
         (["enumerate", *SMALL, "--loss", "spectral", "--temperature", "0.5"], "temperature= applies only"),
         (["dynamics", *SMALL, "--loss", "spectral", "--lr", "-1"], "--lr must lie in"),
-        (["dynamics", *SMALL, "--loss", "spectral", "--init", "warm:2"], "unknown --init"),
+        (["dynamics", *SMALL, "--loss", "spectral", "--init", "warm:2"], "--init warm:2: unknown init 'warm'"),
         (["enumerate", *SMALL, "--loss", "spectral", "--restarts", "0"], "--restarts must be"),
+        (["enumerate", *SMALL, "--loss", "spectral", "--seed", "-1"], "--seed must be an integer >= 0, got --seed=-1"),
+        (["dynamics", *SMALL, "--loss", "spectral", "--seed", "-1"], "--seed must be an integer >= 0"),
+        (["dynamics", *SMALL, "--loss", "spectral", "--init", "gaussian:-1"], "init scale must lie in (0.0, inf]"),
+        (["dynamics", *SMALL, "--loss", "spectral", "--init", "warm_start:nan"], "exponent c must be a finite number"),
+        (["dynamics", *SMALL, "--loss", "spectral", "--init", "uniform:3"], "'uniform' takes no parameters"),
+        (["dynamics", *SMALL, "--loss", "spectral", "--init", "gaussian:1:2"], "init must be 'gaussian' or"),
+        (["enumerate", *SMALL, "--loss", "infonce", "--temperature", "1e-7"], "temperature must be >= 1e-05"),
+        (
+            ["enumerate", "--p", "90", "--d", "90", "--m", "90", "--loss", "spectral", "--max-memory-gib", "1"],
+            "more than max_memory_gib=1",
+        ),
     ],
 )
 def test_setting_errors_one_line_exit_2(argv, fragment, capsys):
     assert main(argv) == 2
     line = _error_line(capsys)
     assert line.startswith("critpoints ") and ": error: " in line and fragment in line
+
+
+def test_output_paths_are_checked_before_the_computation(tmp_path, capsys, monkeypatch):
+    """A --json into a missing folder, or --plot onto a file, fails at once (exit 2), not after the work."""
+    import critpoints.landscape.engine as engine
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the computation started")
+
+    monkeypatch.setattr(engine, "enumerate_critical_points", no_work)
+    occupied = tmp_path / "taken"
+    occupied.write_text("x")
+    cases = [
+        (["--json", str(tmp_path / "missing" / "points.json")], "does not exist"),
+        (["--csv", str(tmp_path)], "must be a file path"),
+        (["--plot", str(occupied)], "--plot must be a folder"),
+    ]
+    for extra, fragment in cases:
+        assert main(["enumerate", *SMALL, "--loss", "spectral", "--restarts", "4", *extra]) == 2
+        line = _error_line(capsys)
+        assert fragment in line, line
+
+
+def test_plot_format_svg(tmp_path):
+    status = main(
+        ["enumerate", *SMALL, "--loss", "spectral", "--restarts", "6", "--jobs", "1"]
+        + ["--plot", str(tmp_path / "fig"), "--plot-format", "svg"]
+    )
+    assert status == 0
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["index_vs_loss.svg", "minima.svg", "spectra.svg"]
 
 
 def test_short_forms():

@@ -7,7 +7,7 @@ import pytest
 from conftest import LOSS_FAMILIES
 
 import critpoints
-from critpoints.dynamics.descent import descend, run_dynamics, wilson_interval
+from critpoints.dynamics.descent import DynamicsResult, Trajectory, descend, run_dynamics, wilson_interval
 from critpoints.losses.batched import BatchedLoss, BatchedSpheres
 from critpoints.solver.restarts import InProcessExecutor
 
@@ -124,6 +124,10 @@ def _plain_descent(loss, theta, lr, steps, blocks_per_step=None):
         ("ncl_cosine", {}, "simultaneous"),
         ("ncl_predictor", {}, "simultaneous"),
         ("infonce", {"temperature": 0.5}, "simultaneous"),
+        # the closed-form path (linear encoder, two encoders, no measure): one start at a time
+        # through the loss object, the target branch frozen on online steps and vice versa
+        ("ncl_squared", {"encoder": "linear", "bias": None}, "alternating"),
+        ("ncl_squared", {"encoder": "linear", "bias": None, "constraint": "none"}, "alternating"),
     ],
 )
 def test_descent_matches_a_plain_single_start_loop(family, options, schedule):
@@ -135,7 +139,7 @@ def test_descent_matches_a_plain_single_start_loop(family, options, schedule):
     for row in range(3):
         reference = _plain_descent(loss, starts[row], 0.03, 60, alternate)
         np.testing.assert_allclose(outcome["theta"][row], reference, atol=1e-10)
-        assert outcome["steps"][row] == 60 and outcome["status"][row] == "max_steps"
+        assert outcome["steps"][row] == 60 and outcome["status"][row] == "max_iterations"
 
 
 def test_alternating_predictor_parts_are_the_objectives_partial_derivatives():
@@ -218,14 +222,66 @@ def test_basin_fractions_count_every_run_and_cover_the_fraction():
     setting = _setting("spectral")
     result = run_dynamics(setting, n_starts=16, seed=3, lr=0.05, max_steps=3000)
     fractions = result.basin_fractions()
-    assert set(fractions) == {"good", "bad", "collapsed"}
+    assert set(fractions) == {"good", "bad", "collapsed", "not converged"}
     assert sum(v.count for v in fractions.values()) == 16
     for value in fractions.values():
         assert value.low <= value.fraction <= value.high
     text = str(result)
     assert "95% CI (Wilson)" in text and "a_j   final" in text
     statuses = result.basin_fractions("status")
+    assert set(statuses) == {"converged", "max_iterations", "diverged"}
     assert sum(v.count for v in statuses.values()) == 16
+    assert fractions["not converged"].count == 16 - statuses["converged"].count
+
+
+def _runs(setting, cases, matched_points=()):
+    """A DynamicsResult of hand-made runs: (status, label, matched, match_distance) per run."""
+    d = setting.d
+    trajectories = [
+        Trajectory(
+            start=k,
+            status=status,
+            steps=10,
+            loss=0.0,
+            grad_norm=0.0,
+            label=label,
+            alignment=np.ones(d),
+            initial_alignment=np.ones(d),
+            recovered=d,
+            dead=0,
+            duplicated=0,
+            params={},
+            matched=matched,
+            match_distance=distance,
+        )
+        for k, (status, label, matched, distance) in enumerate(cases)
+    ]
+    return DynamicsResult(setting, tuple(trajectories), {"match_tolerance": 1e-6}, matched_points)
+
+
+def test_runs_that_did_not_converge_are_a_class_of_their_own_and_every_unmatched_run_is_explained():
+    """Diverged and max_iterations runs count as "not converged", never by the label of their last
+    iterate; fractions and Wilson intervals are over all runs; the table says why runs are unmatched."""
+    cases = [
+        ("converged", "good", 1, 0.0),
+        ("converged", "good", 1, 0.0),
+        ("converged", "bad", None, 0.3),
+        ("max_iterations", "bad", None, float("nan")),
+        ("max_iterations", "bad", None, float("nan")),
+        ("diverged", "bad", None, float("nan")),
+    ]
+    result = _runs(_setting("spectral"), cases, matched_points=((1, "minimum", "good", -0.2),))
+    fractions = result.basin_fractions()
+    assert {name: f.count for name, f in fractions.items()} == {"good": 2, "bad": 1, "collapsed": 0, "not converged": 3}
+    assert all(f.total == 6 for f in fractions.values())
+    assert (fractions["bad"].low, fractions["bad"].high) == pytest.approx(wilson_interval(1, 6))
+    matched = result.basin_fractions("matched")
+    assert {name: f.count for name, f in matched.items()} == {"minimum good": 2, "unmatched": 1, "not converged": 3}
+    text = str(result)
+    assert "not converged      3" in text and "(last iterate: bad 3)" in text
+    assert "not matched: 4 runs" in text
+    assert "3 did not converge (max_iterations 2, diverged 1)" in text
+    assert "1 converged to orbits the table does not list (labels: bad 1" in text and "max 3.0e-01" in text
 
 
 def test_bad_arguments_raise():
@@ -248,7 +304,7 @@ def test_closed_form_setting_runs_through_the_loss_object_and_a_sample_measure()
     assert "closed form" in result.metadata["evaluator"]
     sample = critpoints.sample_view_measure(setting, 200, 0)
     on_sample = run_dynamics(setting, n_starts=3, seed=0, lr=0.05, max_steps=500, measure=sample)
-    assert on_sample.metadata["empirical"] and "given measure" in on_sample.setting
+    assert on_sample.metadata["empirical"] and "given measure" in on_sample.description
 
 
 @pytest.mark.parametrize("family", ["spectral", "ncl_cosine", "ncl_predictor"])

@@ -161,3 +161,62 @@ def test_bad_arguments():
         enumerate_critical_points("spectral")
     with pytest.raises(ValueError, match="init arrays must have 9 columns"):
         enumerate_critical_points(setting, n_restarts=2, init=np.zeros((2, 4)), executor=IN_PROCESS, progress=False)
+
+
+def test_the_default_eigenvalue_tolerance_classifies_as_documented():
+    """Eigenvalues within 1e-7 * max(1, spectral radius) count as zero (the default, never passed
+    here). With one-hot latents and M = I the loss is (1 - q)^2 times a function of W alone, so
+    the good minimum of claim 3 stays stationary for every q and its spectrum scales by
+    ((1 - q) / (1 - 0.5))^2: chosen so that its smallest eigenvalue is 3e-7 the point is a minimum,
+    at 3e-8 (the whole spectrum then within the tolerance) it is not: degenerate, and at the
+    convergence tolerance the set of stationary points around it is a flat region."""
+    reference = enumerate_critical_points(claim3_setting(3), n_restarts=30, seed=1, executor=IN_PROCESS, progress=False)
+    lowest = reference[0]
+    assert lowest.kind == "minimum" and lowest.label == "good"
+    smallest, radius = lowest.smallest_eigenvalue, lowest.largest_eigenvalue
+    theta = lowest.params["W"].ravel()
+    for target, kind in ((3e-7, "minimum"), (3e-8, "degenerate")):
+        factor = target / smallest
+        assert factor * radius < 1.0  # the threshold is then 1e-7 in absolute terms
+        q = 1.0 - 0.5 * np.sqrt(factor)
+        result = enumerate_critical_points(
+            claim3_setting(3, q=q), n_restarts=1, init=theta, executor=IN_PROCESS, progress=False, scale=factor
+        )
+        assert result.metadata["eigenvalue_tolerance"] == 1e-7
+        if kind == "minimum":
+            (point,) = result
+            assert point.kind == "minimum" and not result.manifolds
+            assert point.smallest_eigenvalue == pytest.approx(target, rel=1e-6)
+        else:  # every eigenvalue counts as zero: no strict minimum, a flat set (or a degenerate point)
+            assert not result.minima()
+            assert [point.kind for point in result] + [entry.kind for entry in result.manifolds] in (
+                ["degenerate"],
+                ["flat region"],
+            )
+
+
+def test_an_interrupted_enumeration_offers_the_points_found_so_far(monkeypatch):
+    """Ctrl-C after 12 of 20 runs: the KeyboardInterrupt's ``partial`` is the table those 12 runs
+    give, the same as an enumeration with just those 12 starts."""
+    import critpoints.landscape.engine as engine
+    from critpoints.solver.restarts import Interrupted
+
+    setting = claim3_setting(3)
+    solve = engine.solve_from_starts
+
+    def interrupted_after_12(*args, **kwargs):
+        runs = solve(*args, **kwargs)
+        raise Interrupted(runs[:12] + [None] * (len(runs) - 12))
+
+    monkeypatch.setattr(engine, "solve_from_starts", interrupted_after_12)
+    with pytest.raises(KeyboardInterrupt, match="interrupted after 12 of 20 runs") as caught:
+        enumerate_critical_points(
+            setting, n_restarts=20, seed=4, descent_fraction=0.0, executor=IN_PROCESS, progress=False
+        )
+    partial = caught.value.partial
+    assert partial.metadata["interrupted"] == "12 of 20 runs finished"
+    monkeypatch.setattr(engine, "solve_from_starts", solve)
+    expected = enumerate_critical_points(
+        setting, n_restarts=12, seed=4, descent_fraction=0.0, executor=IN_PROCESS, progress=False
+    )
+    assert str(partial) == str(expected)

@@ -501,6 +501,42 @@ def test_sequential_deflation_needs_fewer_starts():
     assert len(distinct_solutions(deflated)) == 27
 
 
+@pytest.mark.parametrize("executor", ["default", "in-process", "threads", "immediate"])
+def test_deflated_batches_of_several_starts_match_the_loop_written_out(executor):
+    """With deflation, the starts go in batches of chunk_size; every run of a batch is deflated by
+    the distinct converged points of all earlier batches, with its own options. The driver gives
+    bit for bit what that loop, written out here, gives (batches of 4, options varying per start)."""
+    system = make_quartic(TILTS)
+    starts = quartic_starts(14, seed=5)
+    options = [NewtonOptions(deflation_shift=10.0, max_iterations=4 + 3 * (k % 4)) for k in range(14)]
+    reference, known = [], np.empty((0, 3))
+    for first in range(0, 14, 4):
+        deflation = known if len(known) else None
+        batch = [newton_stationary(system, starts[k], options[k], deflation) for k in range(first, min(first + 4, 14))]
+        known = distinct_solutions(batch, known)
+        reference += batch
+    undeflated = [newton_stationary(system, start, opts) for start, opts in zip(starts, options)]
+    assert not same_bits(reference[4:], undeflated[4:])  # the later batches were steered
+    assert len({r.status for r in reference}) > 1  # and the options differ in effect
+    pool = concurrent.futures.ThreadPoolExecutor(2) if executor == "threads" else None
+    chosen = {"default": None, "in-process": restarts.InProcessExecutor(), "threads": pool, "immediate": Immediate()}
+    try:
+        results = solve_from_starts(
+            make_quartic,
+            (TILTS,),
+            starts,
+            options=options,
+            executor=chosen[executor],
+            chunk_size=4,
+            deflate=True,
+            progress=False,
+        )
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    assert same_bits(results, reference)
+
+
 def test_distinct_solutions_merges_duplicates_and_skips_failures():
     theta = np.array([1.0, 2.0])
     results = [

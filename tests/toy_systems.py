@@ -9,6 +9,9 @@ eigenvectors), so the tests compare the solver against closed forms.
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import time
 
 import numpy as np
 
@@ -353,3 +356,30 @@ class Forwarding:
 
     def residual_jacobian(self, theta: np.ndarray) -> np.ndarray:
         return self.system.residual_jacobian(theta)
+
+
+# ---------------------------------------------------------------------------- slow systems (fault tests)
+
+#: A start whose first coordinate is this kills the worker process that runs it (SleepyQuartic).
+KILL_MARKER = 1.2345
+
+
+class SleepyQuartic(SeparableQuartic):
+    """The separable quartic with a Jacobian that takes ``seconds`` to compute, so that runs
+    last long enough to interrupt them or to kill their parent. With ``owner`` (a pid), a
+    start whose first coordinate is :data:`KILL_MARKER` kills the worker process (any process
+    other than ``owner``) that evaluates it, as the out-of-memory killer would."""
+
+    def __init__(self, tilts: np.ndarray, seconds: float, owner: int | None) -> None:
+        super().__init__(tilts)
+        self.seconds, self.owner = seconds, owner
+
+    def residual_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        if self.owner is not None and theta[0] == KILL_MARKER and os.getpid() != self.owner:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(self.seconds)
+        return super().residual_jacobian(theta)
+
+
+def make_sleepy(tilts: tuple[float, ...], seconds: float, owner: int | None = None) -> SleepyQuartic:
+    return SleepyQuartic(np.array(tilts), seconds, owner)

@@ -45,8 +45,9 @@ Stopping and status
 A run stops as ``converged`` when the Riemannian gradient (projected field) has
 ||grad|| <= tol * max(1, |L(theta_0)|), the stationarity test of critpoints.solver.newton; as
 ``diverged`` when theta leaves ``divergence_radius`` or becomes non-finite; otherwise after
-``max_steps`` as ``max_steps`` (slow convergence on a flat region, or oscillation across a
-symmetric-ReLU kink).
+``max_steps`` steps as ``max_iterations`` (slow convergence on a flat region, or oscillation
+across a symmetric-ReLU kink). The statuses are those of the Newton runs
+(critpoints.solver.newton.Status).
 
 Labels, matching, basin fractions
 ---------------------------------
@@ -58,8 +59,9 @@ the same symmetry orbit (critpoints.landscape.orbits.orbit_key / same_orbit); a 
 in the table (for example a point of a continuum of minima other than the representative
 the enumeration kept) is reported as unmatched, with the relative distance to the nearest key.
 
-The basin fraction of a label is k/R (k runs of R ended with that label). Its 95% Wilson
-score interval (E. B. Wilson, JASA 22, 1927) is
+The basin fraction of a label is k/R: k of all R runs converged to a point with that label;
+the runs that did not converge form a class of their own ("not converged"), so the fractions
+add up to one over all runs. Its 95% Wilson score interval (E. B. Wilson, JASA 22, 1927) is
 
     (k + z^2/2) / (R + z^2)  +-  z / (R + z^2) * sqrt(k (R - k) / R + z^2 / 4),   z = 1.96,
 
@@ -68,31 +70,43 @@ which stays inside [0, 1] and keeps a sensible width at k = 0 and k = R.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from critpoints import _files
 from critpoints import _validation as check
+from critpoints._version import __version__
 from critpoints.data.finite_measure import FiniteMeasure
-from critpoints.landscape.initialization import initial_points
-from critpoints.landscape.labels import DEFAULT_TAU_GOOD, alignment, label_point
+from critpoints.landscape.initialization import check_init, describe_init, initial_points
+from critpoints.landscape.labels import DEFAULT_TAU_GOOD, LABELS, alignment, label_point
+from critpoints.landscape.result import CriticalPointSet
+from critpoints.landscape.thresholds import warn_if_threshold_is_coarse
 from critpoints.losses.batched import BatchedLoss, BatchedSpheres
 from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.setting import Setting
-
-if TYPE_CHECKING:
-    from critpoints.landscape.result import CriticalPointSet
+from critpoints.solver.newton import Status
 
 SCHEDULES = ("auto", "simultaneous", "alternating")
 STEPS = ("riemannian", "projected")
-STATUSES = ("converged", "max_steps", "diverged")
-LABELS = ("good", "bad", "collapsed")
+
+#: How a descent run ends: the Newton runs' vocabulary (critpoints.solver.newton.Status).
+STATUSES = (Status.CONVERGED.value, Status.MAX_ITERATIONS.value, Status.DIVERGED.value)
+
+#: The class of the runs that did not converge, in the basin fractions by label.
+NOT_CONVERGED = "not converged"
+
+#: The record type and version of the files this module writes.
+FORMAT = "DynamicsResult"
+FORMAT_VERSION = 2
 
 #: Two-sided 95% normal quantile used by the Wilson intervals.
 Z_95 = 1.959963984540054
@@ -127,7 +141,7 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
 
 @dataclass(frozen=True)
 class BasinFraction:
-    """How many runs ended with one label (or in one critical point), with a 95% Wilson CI."""
+    """How many runs ended in one class (a label, a status or a matched point), with a 95% Wilson CI."""
 
     name: str
     count: int
@@ -150,7 +164,8 @@ class Trajectory:
     start : int
         Index of the start.
     status : str
-        "converged", "max_steps" or "diverged".
+        "converged", "max_iterations" (the step budget ran out) or "diverged": the values
+        of critpoints.solver.newton.Status.
     steps : int
         Steps taken.
     loss : float
@@ -158,7 +173,8 @@ class Trajectory:
     grad_norm : float
         Riemannian gradient (projected field) norm at the final point.
     label : str
-        "collapsed", "good" or "bad" (of the final point).
+        "collapsed", "good" or "bad" of the final point (also when the run did not converge:
+        where it was heading; the basin fractions count such runs as not converged).
     alignment : ndarray (d,)
         Final a_j = max_i |cos(w_i, M_j)|.
     initial_alignment : ndarray (d,)
@@ -171,7 +187,7 @@ class Trajectory:
         1-based row of the matched point in the enumeration table, or None.
     match_distance : float
         Relative distance between the orbit keys of the final point and the nearest
-        enumerated point (nan without an enumeration).
+        enumerated point (nan without an enumeration, or for a run that did not converge).
     """
 
     start: int
@@ -189,28 +205,98 @@ class Trajectory:
     matched: int | None = None
     match_distance: float = float("nan")
 
+    @property
+    def converged(self) -> bool:
+        """Whether the run stopped at a stationary point."""
+        return self.status == Status.CONVERGED
+
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
-        return {
-            "start": self.start,
-            "status": self.status,
-            "steps": self.steps,
-            "loss": self.loss,
-            "grad_norm": self.grad_norm,
-            "label": self.label,
-            "alignment": self.alignment.tolist(),
-            "initial_alignment": self.initial_alignment.tolist(),
-            "recovered": self.recovered,
-            "dead": self.dead,
-            "duplicated": self.duplicated,
-            "params": {k: np.asarray(v).tolist() for k, v in self.params.items()},
-            "matched": self.matched,
-            "match_distance": None if math.isnan(self.match_distance) else self.match_distance,
-        }
+        """The run as plain data (arrays as lists)."""
+        record = {name.name: getattr(self, name.name) for name in dataclasses.fields(self)}
+        for name in ("alignment", "initial_alignment"):
+            record[name] = getattr(self, name).tolist()
+        record["params"] = {k: np.asarray(v).tolist() for k, v in self.params.items()}
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict, source: str | Path = "<record>") -> Trajectory:
+        """Inverse of :meth:`to_dict`; raises ResultFileError for missing or unknown fields."""
+        _files.check_fields(record, _TRAJECTORY_FIELDS, "a trajectory", source)
+        record = dict(record)
+        for name in ("alignment", "initial_alignment"):
+            record[name] = np.asarray(record[name], dtype=float)
+        record["params"] = {k: np.asarray(v, dtype=float) for k, v in record["params"].items()}
+        return cls(**record)
+
+
+_TRAJECTORY_FIELDS = tuple(f.name for f in dataclasses.fields(Trajectory))
+
+#: The columns of :meth:`DynamicsResult.to_csv`: the scalar fields, the alignments
+#: summarised by their max / median / min over atoms (a0: at the start).
+TABLE_COLUMNS = (
+    "start",
+    "status",
+    "steps",
+    "loss",
+    "grad_norm",
+    "label",
+    "a_max",
+    "a_median",
+    "a_min",
+    "a0_max",
+    "a0_median",
+    "a0_min",
+    "recovered",
+    "dead",
+    "duplicated",
+    "matched",
+    "match_distance",
+)
+
+_ARRAY_FIELDS = ("alignment", "initial_alignment", "params")
 
 
 def _metric(values: np.ndarray) -> tuple[float, float, float]:
     return float(values.max()), float(np.median(values)), float(values.min())
+
+
+def _row(t: Trajectory) -> list:
+    return [
+        t.start,
+        t.status,
+        t.steps,
+        t.loss,
+        t.grad_norm,
+        t.label,
+        *_metric(t.alignment),
+        *_metric(t.initial_alignment),
+        t.recovered,
+        t.dead,
+        t.duplicated,
+        t.matched,
+        None if math.isnan(t.match_distance) else t.match_distance,
+    ]
+
+
+_COLUMN_TYPES: dict[str, Callable[[str], Any]] = {
+    "start": int,
+    "status": str,
+    "steps": int,
+    "loss": float,
+    "grad_norm": float,
+    "label": str,
+    "recovered": int,
+    "dead": int,
+    "duplicated": int,
+    "matched": lambda text: int(text) if text else None,
+    "match_distance": lambda text: float(text) if text else float("nan"),
+}
+
+
+def _tally(values: Iterable[str]) -> str:
+    """'bad 20, good 4' (most frequent first)."""
+    counts = Counter(values)
+    return ", ".join(f"{name} {count}" for name, count in counts.most_common())
 
 
 @dataclass(frozen=True)
@@ -219,46 +305,60 @@ class DynamicsResult:
 
     Attributes
     ----------
-    setting : str
-        The setting's description (its expectation mode: population or empirical).
+    setting : Setting
+        The setting descended (stored in files as :meth:`Setting.to_dict`).
     trajectories : tuple[Trajectory, ...]
     metadata : dict
-        Step size, schedule, step rule, init, seed, tolerances, wall time, evaluator.
+        Every option of the run (step size, schedule, step rule, init, the seed the starts
+        were drawn with, tolerances), the wall time, the evaluator and the critpoints version.
     matched_points : tuple
         (row, kind, label, loss) of each enumerated point, when an enumeration was given.
+    description : str
+        The setting's one-line description (with a note when a given measure was descended).
     """
 
-    setting: str
+    setting: Setting
     trajectories: tuple
     metadata: dict = field(default_factory=dict)
     matched_points: tuple = ()
+    description: str = field(default="", kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.setting, Setting):
+            raise TypeError(f"setting must be a critpoints.Setting, got {type(self.setting).__name__}")
+        if not self.description:
+            object.__setattr__(self, "description", self.setting.describe())
+        object.__setattr__(self, "trajectories", tuple(self.trajectories))
+        object.__setattr__(self, "matched_points", tuple(tuple(row) for row in self.matched_points))
 
     def __len__(self) -> int:
         return len(self.trajectories)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Trajectory]:
         return iter(self.trajectories)
 
     def basin_fractions(self, by: str = "label") -> dict[str, BasinFraction]:
-        """Fractions of runs by ``"label"``, ``"status"`` or ``"matched"`` (kind of matched point).
+        """Fractions of all runs by ``"label"``, ``"status"`` or ``"matched"``, with Wilson intervals.
 
-        Every label in ``LABELS`` (every status in ``STATUSES``) is listed, with count 0 if
-        no run ended there. ``"matched"`` groups runs by the kind and label of the
-        enumerated point they reached, ``"unmatched"`` otherwise.
+        ``"label"``: the converged runs by the label of their stationary point (good, bad,
+        collapsed) and every other run as ``"not converged"``; ``"status"``: converged,
+        max_iterations, diverged; ``"matched"``: the converged runs by the kind and label of
+        the enumerated point they reached, ``"unmatched"`` when their orbit is not in the
+        table, and ``"not converged"``. Every fraction is over all runs, and every class of
+        ``"label"`` and ``"status"`` is listed, with count 0 if no run ended there.
         """
+        check.choice("by", by, ("label", "status", "matched"))
         total = len(self.trajectories)
         if by == "label":
-            names = list(LABELS)
-            keys = [t.label for t in self.trajectories]
+            names = [*LABELS, NOT_CONVERGED]
+            keys = [t.label if t.converged else NOT_CONVERGED for t in self.trajectories]
         elif by == "status":
             names = list(STATUSES)
             keys = [t.status for t in self.trajectories]
-        elif by == "matched":
-            table = {row: f"{kind} {label}" for row, kind, label, _ in self.matched_points}
-            keys = [table.get(t.matched, "unmatched") if t.matched else "unmatched" for t in self.trajectories]
-            names = sorted(set(keys))
         else:
-            raise ValueError(f"by must be 'label', 'status' or 'matched', got {by!r}")
+            table = {row: f"{kind} {label}" for row, kind, label, _ in self.matched_points}
+            keys = [NOT_CONVERGED if not t.converged else table.get(t.matched, "unmatched") for t in self.trajectories]
+            names = sorted(set(keys))
         out = {}
         for name in names:
             count = sum(1 for key in keys if key == name)
@@ -280,7 +380,7 @@ class DynamicsResult:
     def table(self) -> str:
         """Basin fractions by label (and by matched point), statuses and alignments, as text."""
         meta = self.metadata
-        lines = [f"gradient descent on: {self.setting}"]
+        lines = [f"gradient descent on: {self.description}"]
         lines.append(
             f"starts: {len(self)} (init {meta.get('init')}, seed {meta.get('seed')}); schedule {meta.get('schedule')}, "
             f"step {meta.get('step')}, lr {meta.get('lr')}, at most {meta.get('max_steps')} steps, "
@@ -288,9 +388,13 @@ class DynamicsResult:
         )
         statuses = self.basin_fractions("status")
         lines.append("runs: " + ", ".join(f"{name} {value.count}" for name, value in statuses.items()))
-        lines.append(f"{'label':>10}  {'count':>5}  {'fraction':>8}  {'95% CI (Wilson)':>17}")
+        lines.append(f"{'class':>13}  {'count':>5}  {'fraction':>8}  {'95% CI (Wilson)':>17}")
         for name, value in self.basin_fractions("label").items():
-            lines.append(f"{name:>10}  {value.count:>5}  {value.fraction:>8.3f}  [{value.low:.3f}, {value.high:.3f}]")
+            line = f"{name:>13}  {value.count:>5}  {value.fraction:>8.3f}  [{value.low:.3f}, {value.high:.3f}]"
+            if name == NOT_CONVERGED and value.count:
+                line += f"  (last iterate: {_tally(t.label for t in self if not t.converged)})"
+            lines.append(line)
+        lines.append("(good / bad / collapsed: converged runs by the label of their point; fractions over all runs)")
         summary = self.alignment_summary()
         for when in ("initial", "final"):
             cells = ", ".join(
@@ -299,86 +403,122 @@ class DynamicsResult:
             )
             lines.append(f"a_j {when:>7}: {cells}")
         if self.matched_points:
-            lines.append("ended at enumerated points (row: kind label loss -> runs):")
-            counts: dict[int | None, int] = {}
-            for t in self.trajectories:
-                counts[t.matched] = counts.get(t.matched, 0) + 1
-            for row, kind, label, loss in self.matched_points:
-                if counts.get(row):
-                    lines.append(f"  #{row:<3} {kind:>10} {label:>9} {loss:>14.8g} -> {counts[row]}")
-            unmatched = counts.get(None, 0)
-            lines.append(
-                f"  not in the table: {unmatched} (of which converged: "
-                f"{sum(1 for t in self.trajectories if t.matched is None and t.status == 'converged')})"
-            )
+            lines += self._matching_lines()
         return "\n".join(lines)
+
+    def _matching_lines(self) -> list[str]:
+        """Runs per enumerated point, and why every other run is not matched."""
+        lines = ["ended at enumerated points (row: kind label loss -> runs):"]
+        counts = Counter(t.matched for t in self.trajectories if t.converged and t.matched is not None)
+        for row, kind, label, loss in self.matched_points:
+            if counts.get(row):
+                lines.append(f"  #{row:<3} {kind:>10} {label:>9} {loss:>14.8g} -> {counts[row]}")
+        unconverged = [t for t in self if not t.converged]
+        elsewhere = [t for t in self if t.converged and t.matched is None]
+        lines.append(f"  not matched: {len(unconverged) + len(elsewhere)} runs")
+        if unconverged:
+            lines.append(f"    {len(unconverged)} did not converge ({_tally(t.status for t in unconverged)})")
+        if elsewhere:
+            distances = np.array([t.match_distance for t in elsewhere])
+            lines.append(
+                f"    {len(elsewhere)} converged to orbits the table does not list (labels: "
+                f"{_tally(t.label for t in elsewhere)}; orbit-key distance to the nearest listed orbit: median "
+                f"{np.nanmedian(distances):.1e}, max {np.nanmax(distances):.1e}, match tolerance "
+                f"{self.metadata.get('match_tolerance')}):"
+            )
+            lines.append(
+                "    points of a continuum of minima other than the representative the enumeration kept, or orbits "
+                "its restarts did not reach (more restarts find more)"
+            )
+        return lines
 
     def __str__(self) -> str:
         return self.table()
 
-    def to_dict(self) -> dict:
-        """JSON-ready dict (trajectories with their final parameters)."""
+    # -- records --------------------------------------------------------------------
+
+    def _record(self) -> dict:
         return {
-            "setting": self.setting,
+            **_files.record_header(FORMAT, FORMAT_VERSION),
+            "setting": self.setting.to_dict(),
+            "description": self.description,
             "metadata": self.metadata,
             "matched_points": [list(row) for row in self.matched_points],
             "basin_fractions": {
                 name: {"count": v.count, "total": v.total, "fraction": v.fraction, "low": v.low, "high": v.high}
                 for name, v in self.basin_fractions("label").items()
             },
-            "trajectories": [t.to_dict() for t in self.trajectories],
         }
 
-    def to_json(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1, default=str))
+    def to_dict(self) -> dict:
+        """The result as plain data (format, version, setting as data, runs with their final
+        parameters, and the basin fractions by label as a summary)."""
+        return {**self._record(), "trajectories": [t.to_dict() for t in self.trajectories]}
 
-    def to_csv(self, path: str | Path) -> None:
-        """One row per run (no parameters); a first line '# {...}' holds the setting and metadata as JSON."""
-        import csv
+    def to_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as strict JSON, atomically (:func:`load_dynamics` reads it back)."""
+        return _files.write_text(path, _files.dumps_record(self.to_dict()))
 
-        names = [
-            "start",
-            "status",
-            "steps",
-            "loss",
-            "grad_norm",
-            "label",
-            "a_max",
-            "a_median",
-            "a_min",
-            "a0_max",
-            "a0_median",
-            "a0_min",
-            "recovered",
-            "dead",
-            "duplicated",
-            "matched",
-            "match_distance",
-        ]
-        with open(path, "w", newline="") as handle:
-            header = {"setting": self.setting, "metadata": {k: v for k, v in self.metadata.items() if k != "history"}}
-            handle.write(f"# {json.dumps(header, default=str)}\n")
-            writer = csv.writer(handle)
-            writer.writerow(names)
-            for t in self.trajectories:
-                writer.writerow(
-                    [
-                        t.start,
-                        t.status,
-                        t.steps,
-                        repr(t.loss),
-                        repr(t.grad_norm),
-                        t.label,
-                        *_metric(t.alignment),
-                        *_metric(t.initial_alignment),
-                        t.recovered,
-                        t.dead,
-                        t.duplicated,
-                        "" if t.matched is None else t.matched,
-                        "" if math.isnan(t.match_distance) else repr(t.match_distance),
-                    ]
-                )
+    def to_csv(self, path: str | Path) -> Path:
+        """One row per run (columns :data:`TABLE_COLUMNS`; the first line is the header, for
+        ``pandas.read_csv`` and ``csv.DictReader``); the setting, metadata and the runs'
+        arrays go to ``<path>.meta.json``. Both written atomically; :func:`load_dynamics`
+        reads them back and detects a truncated table."""
+        arrays = [{name: value for name, value in t.to_dict().items() if name in _ARRAY_FIELDS} for t in self]
+        record = {**self._record(), "arrays": arrays}
+        return _files.write_table(path, TABLE_COLUMNS, [_row(t) for t in self], record)
+
+    @classmethod
+    def from_dict(cls, record: dict, source: str | Path = "<record>") -> DynamicsResult:
+        """Inverse of :meth:`to_dict`; raises ResultFileError for another format or version,
+        or missing or unknown fields."""
+        _files.check_record(record, FORMAT, FORMAT_VERSION, _RESULT_FIELDS, ("basin_fractions",), source)
+        trajectories = [Trajectory.from_dict(t, source) for t in record["trajectories"]]
+        return cls._from_record(record, trajectories, source)
+
+    @classmethod
+    def _from_record(cls, record: dict, trajectories: list[Trajectory], source: str | Path) -> DynamicsResult:
+        try:
+            setting = Setting.from_dict(record["setting"])
+        except (TypeError, ValueError) as error:
+            raise _files.ResultFileError(f"{source}: the stored setting is not valid: {error}") from error
+        return cls(
+            setting=setting,
+            trajectories=tuple(trajectories),
+            metadata=dict(record["metadata"]),
+            matched_points=tuple(tuple(row) for row in record["matched_points"]),
+            description=record["description"],
+        )
+
+
+_RESULT_FIELDS = frozenset({"setting", "description", "metadata", "matched_points", "trajectories"})
+
+
+def load_dynamics(path: str | Path) -> DynamicsResult:
+    """Read a result written by :meth:`DynamicsResult.to_json` or :meth:`DynamicsResult.to_csv`.
+
+    A path with a metadata file next to it (``<path>.meta.json``) is read as the CSV table
+    with its metadata; any other as JSON. Raises critpoints._files.ResultFileError (a
+    ValueError) for another format, an unknown version, missing or unknown fields, or a
+    table that does not match its metadata.
+    """
+    path = Path(path)
+    if not _files.metadata_path(path).exists():
+        return DynamicsResult.from_dict(_files.loads_record(path.read_text(encoding="utf-8"), path), path)
+    record, rows = _files.read_table(path)
+    arrays = record.pop("arrays", None)
+    if not isinstance(arrays, list) or len(arrays) != len(rows):
+        raise _files.ResultFileError(f"{path}: its metadata holds no run arrays for its {len(rows)} rows")
+    meta = _files.metadata_path(path)
+    _files.check_record(record, FORMAT, FORMAT_VERSION, _RESULT_FIELDS - {"trajectories"}, ("basin_fractions",), meta)
+    trajectories = []
+    for number, (row, extra) in enumerate(zip(rows, arrays), start=1):
+        try:
+            values = {name: convert(row[name]) for name, convert in _COLUMN_TYPES.items()}
+        except ValueError as error:
+            raise _files.ResultFileError(f"{path}: row {number} has a cell that does not parse: {error}") from error
+        trajectories.append(Trajectory.from_dict({**values, **extra}, path))
+    return DynamicsResult._from_record(record, trajectories, path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -501,7 +641,7 @@ def _descend(loss, starts, *, lr, max_steps, tol, schedule, step, measure, diver
     spheres = BatchedSpheres(loss.manifold)
     thetas = spheres.project(np.atleast_2d(np.asarray(starts, dtype=float)))
     count = thetas.shape[0]
-    status = np.array(["max_steps"] * count, dtype=object)
+    status = np.array([Status.MAX_ITERATIONS.value] * count, dtype=object)
     steps = np.full(count, max_steps)
     first = evaluator.evaluate(thetas)
     scale = np.maximum(1.0, np.abs(first.value))
@@ -525,8 +665,8 @@ def _descend(loss, starts, *, lr, max_steps, tol, schedule, step, measure, diver
         )
         done = norms <= tol * scale[active]
         stopped = done | ~finite
-        status[active[done & finite]] = "converged"
-        status[active[~finite]] = "diverged"
+        status[active[done & finite]] = Status.CONVERGED.value
+        status[active[~finite]] = Status.DIVERGED.value
         steps[active[stopped]] = iteration
         if iteration == max_steps:
             break
@@ -639,11 +779,12 @@ def run_dynamics(
     setting : Setting
     n_starts : int
         Number of runs R.
-    seed : int
-        Seed of the generator that draws every start (critpoints.landscape.initialization).
+    seed : int, None or numpy Generator
+        Seed of the generator that draws every start (critpoints.landscape.initialization);
+        None draws a fresh one. The seed used is recorded in ``metadata["seed"]``.
     init : str, tuple or array
         ``"gaussian"``, ``("gaussian", scale)``, ``("warm_start", c)`` (W_0 = M^T + N(0, p^-c)
-        noise), ``"uniform"`` or explicit starts (R, n_params).
+        noise), ``"uniform"`` or explicit starts: one theta, or ``n_starts`` rows.
     lr : float
         Step size eta.
     max_steps : int
@@ -659,7 +800,8 @@ def run_dynamics(
         setting's expectation. Required for closed-form settings only if a batched
         evaluation is wanted; without it they are evaluated one start at a time.
     critical_points : CriticalPointSet, optional
-        The enumeration of the same setting; each run is matched to its orbit.
+        The enumeration of the same setting (another setting is refused); each converged
+        run is matched to its orbit.
     match_tolerance : float
         Relative orbit-key distance under which a run matches an enumerated point.
     polish : bool
@@ -674,6 +816,18 @@ def run_dynamics(
     DynamicsResult
         Printing it gives the table of basin fractions with Wilson intervals.
 
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the option, its value and what is allowed, for any bad option, before any
+        work is done.
+
+    Warns
+    -----
+    UserWarning
+        When the stationarity threshold is within three orders of magnitude of the gradient
+        norm at the starts (critpoints.landscape.thresholds).
+
     Examples
     --------
     >>> import critpoints
@@ -683,11 +837,36 @@ def run_dynamics(
     >>> result = run_dynamics(s, n_starts=20, seed=0, max_steps=2000)   # doctest: +SKIP
     >>> print(result)                                                   # doctest: +SKIP
     """
+    began = time.perf_counter()
     if not isinstance(setting, Setting):
         raise TypeError(f"setting must be a critpoints.Setting, got {type(setting).__name__}")
-    began = time.perf_counter()
+    n_starts = check.integer("n_starts", n_starts, minimum=1)
+    seed = check.seed("seed", seed)
+    init = check_init(init, n_starts)
+    lr = check.real("lr", lr, low=0.0, low_open=True)
+    max_steps = check.integer("max_steps", max_steps, minimum=0)
+    tol = check.real("tol", tol, low=0.0, low_open=True)
+    schedule = resolve_schedule(setting, schedule)
+    check.choice("step", step, STEPS)
+    if measure is not None and not isinstance(measure, FiniteMeasure):
+        raise TypeError(f"measure must be None or a critpoints.FiniteMeasure, got {type(measure).__name__}")
+    if critical_points is not None:
+        if not isinstance(critical_points, CriticalPointSet):
+            raise TypeError(f"critical_points must be None or a CriticalPointSet, got {type(critical_points).__name__}")
+        if critical_points.setting != setting:
+            raise ValueError(
+                "critical_points holds the enumeration of another setting "
+                f"({critical_points.description}); enumerate this one: {setting.describe()}"
+            )
+    match_tolerance = check.real("match_tolerance", match_tolerance, low=0.0, high=1.0, low_open=True)
+    polish = check.flag("polish", polish)
+    tau_good = check.real("tau_good", tau_good, low=0.0, high=1.0, low_open=True)
+    record_every = check.integer("record_every", record_every, minimum=0)
+
     loss = population_loss(setting)
     starts = initial_points(loss, n_starts, np.random.default_rng(seed), init)
+    if measure is None:
+        warn_if_threshold_is_coarse(loss, tol, stacklevel=2)
     outcome = descend(
         loss,
         starts,
@@ -709,7 +888,7 @@ def run_dynamics(
         params = loss.unpack(theta)
         label = label_point(setting, params, views=views, tau_good=tau_good)
         matched, distance = None, float("nan")
-        if matcher is not None and outcome["status"][index] == "converged":
+        if matcher is not None and outcome["status"][index] == Status.CONVERGED:
             matched, distance = matcher.match(theta)
         trajectories.append(
             Trajectory(
@@ -732,7 +911,7 @@ def run_dynamics(
     metadata = {
         "n_starts": n_starts,
         "seed": seed,
-        "init": init if isinstance(init, (str, tuple)) else "user arrays",
+        "init": describe_init(init),
         "lr": lr,
         "max_steps": max_steps,
         "tol": tol,
@@ -742,14 +921,19 @@ def run_dynamics(
         "evaluator": outcome["evaluator"],
         "expectation": loss.expectation,
         "empirical": bool(loss.empirical or (measure is not None and measure.empirical)),
+        "measure": None if measure is None else "given by the caller (not stored)",
         "match_tolerance": match_tolerance if critical_points is not None else None,
+        "polish": polish,
+        "critpoints_version": __version__,
         "seconds": time.perf_counter() - began,
     }
     if record_every:
         metadata["history"] = [(step_, values.tolist()) for step_, values in outcome["history"]]
+    description = setting.describe() if measure is None else f"{setting.describe()} [descended on a given measure]"
     return DynamicsResult(
-        setting=setting.describe() if measure is None else f"{setting.describe()} [descended on a given measure]",
+        setting=setting,
         trajectories=tuple(trajectories),
         metadata=metadata,
         matched_points=matcher.rows if matcher is not None else (),
+        description=description,
     )

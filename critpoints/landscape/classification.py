@@ -26,6 +26,9 @@ import numpy as np
 #: Eigenvalues within this fraction of the spectral scale max(1, max |lambda|) count as zero.
 DEFAULT_EIGENVALUE_TOLERANCE = 1e-7
 
+#: Every kind a point can have: gradient systems, then the fields' own names.
+KINDS = ("minimum", "maximum", "saddle", "degenerate", "stable", "unstable")
+
 
 @dataclass(frozen=True)
 class SpectrumClass:

@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from critpoints import _validation as check
+from critpoints._version import __version__
 from critpoints.landscape.classification import (
     DEFAULT_EIGENVALUE_TOLERANCE,
     classify_spectrum,
@@ -53,6 +54,7 @@ from critpoints.landscape.engine import DESCENT_ITERATIONS
 from critpoints.landscape.flat_sets import split_flat_sets
 from critpoints.landscape.initialization import initial_points
 from critpoints.landscape.labels import DEFAULT_TAU_GOOD
+from critpoints.landscape.options import newton_options, thresholds
 from critpoints.landscape.orbits import ORBIT_TOLERANCE, OrbitDatabase
 from critpoints.landscape.points import describe_point
 from critpoints.landscape.result import Completeness, CriticalPointSet
@@ -65,6 +67,7 @@ from critpoints.solver.restarts import (
     InProcessExecutor,
     _default_workers,
     _local_pool,
+    check_executor,
     solve_from_starts,
 )
 
@@ -252,12 +255,11 @@ def explore_minima(
         raise TypeError(f"setting must be a critpoints.Setting, got {type(setting).__name__}")
     if setting.loss.is_field:
         raise ValueError(f"setting loss must have a loss to descend; got {str(setting.loss)!r} (a vector field)")
-    known = {f.name for f in dataclasses.fields(NewtonOptions)}
-    unknown = sorted(set(solver_options) - known)
-    if unknown:
-        raise ValueError(f"unknown solver option(s) {unknown}; known: {sorted(known)}")
-    solver_options.setdefault("descent_iterations", DESCENT_ITERATIONS)
-    options = NewtonOptions(**solver_options)
+    options = newton_options(solver_options, descent_iterations=DESCENT_ITERATIONS)
+    seed = check.seed("seed", seed)
+    progress = check.flag("progress", progress)
+    check_executor(executor)
+    tau_good, eigenvalue_tolerance, orbit_tolerance = thresholds(tau_good, eigenvalue_tolerance, orbit_tolerance)
     if options.descent_iterations == 0:
         raise ValueError("descent_iterations must be >= 1 for a minima-first search, got 0")
     initial = check.integer("initial_starts", initial_starts, minimum=1) if initial_starts is not None else None
@@ -277,7 +279,8 @@ def explore_minima(
     began = time.perf_counter()
     runs = 0
     stopped = ""
-    starts = initial_points(loss, initial or max(20, 2 * setting.m * setting.p), rng)
+    initial = initial or max(20, 2 * setting.m * setting.p)
+    starts = initial_points(loss, initial, rng)
     runner = _Runner(setting, options, executor)
     try:
         with tqdm(disable=not progress or None, unit="descent", desc="minima") as bar:
@@ -304,6 +307,12 @@ def explore_minima(
         runner.close()
     search = {
         "search": "minima first (explore_minima)",
+        "seed": seed,
+        "initial_starts": initial,
+        "moves_per_minimum": moves_per_minimum,
+        "patience": patience,
+        **budgets,
+        "solver_options": {name: getattr(options, name) for name in sorted(solver_options)},
         "rounds": len(new_per_round),
         "runs": runs,
         "seconds": round(time.perf_counter() - began, 3),
@@ -426,7 +435,7 @@ def _result(setting: Setting, found: _Found, statuses: Counter, search: dict, ta
     points = [point for point, _ in described]
     minima = Completeness.from_counts([point.count for point in points])
     return CriticalPointSet(
-        setting=setting.describe(),
+        setting=setting,
         points=tuple(points),
         status_counts={status.value: statuses.get(status.value, 0) for status in Status},
         completeness=minima,
@@ -441,5 +450,6 @@ def _result(setting: Setting, found: _Found, statuses: Counter, search: dict, ta
             "eigenvalue_tolerance": tolerance,
             "undecided_orbit_tests": found.minima.undecided + found.others.undecided,
             "spectra": [orbit.eigenvalues.tolist() for _, orbit in described],
+            "critpoints_version": __version__,
         },
     )

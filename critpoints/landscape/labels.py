@@ -24,6 +24,9 @@ from critpoints.model.setting import Setting
 #: Default alignment threshold for "recovered" / "good".
 DEFAULT_TAU_GOOD = 0.95
 
+#: Every label a point can have.
+LABELS = ("good", "bad", "collapsed")
+
 #: Inputs used to decide collapse and dead neurons when the data support is not enumerated.
 DATA_SAMPLE_SIZE = 4096
 

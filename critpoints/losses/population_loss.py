@@ -17,6 +17,7 @@ from critpoints.data.view_laws import exact_view_measure, sample_view_measure
 from critpoints.losses.closed_form import ClosedFormEvaluator
 from critpoints.losses.measure import MeasureEvaluator
 from critpoints.losses.parameters import ParameterLayout
+from critpoints.losses.resources import check_resources
 from critpoints.losses.symmetries import SymmetryGroup, setting_symmetries
 from critpoints.manifolds.spheres import SphereBlock, SphereProduct
 from critpoints.model.setting import ClosedForm, ExactEnumeration, Setting
@@ -77,6 +78,7 @@ class PopulationLoss:
             trainable_bias=setting.trainable_bias,
             predictor=loss.is_field,
         )
+        check_resources(setting)  # before anything large is allocated
         self.manifold = constraint_manifold(setting, self.layout)
         self.symmetries: SymmetryGroup = setting_symmetries(setting, self.layout)
         self.expectation = setting.expectation.describe()

@@ -31,6 +31,17 @@ DEFAULT_MAX_SUPPORT_SIZE = 1_000_000
 #: Default InfoNCE temperature.
 DEFAULT_TEMPERATURE = 0.5
 
+#: Smallest InfoNCE temperature a setting accepts. The log-sum-exp is shifted by its largest
+#: exponent s = max_j cos_j / tau, but the shift and each exponent cos_j / tau are rounded
+#: in different orders of the same products and differ by up to 3.2 units of roundoff
+#: u = 2^-53 of 1/tau (measured over 60,000 random pairs), so every softmax weight, and with
+#: it the gradient of the log-sum-exp (of size ~1/tau), carries a relative error up to
+#: delta = 4u/tau. The stationarity test asks for ||grad L|| <= 1e-10 |L| with |L| ~ 1/tau,
+#: which rounding cannot meet once delta > 1e-10, at tau < 4u / 1e-10 = 4.4e-6; the bound
+#: rounds that up. (The arithmetic breaks down completely near tau = 4u/745 ~ 6e-19, where
+#: exp(-delta) underflows and the partition function is 0.)
+MIN_TEMPERATURE = 1e-5
+
 
 @dataclass(frozen=True)
 class LossSpec:
@@ -74,7 +85,14 @@ class LossSpec:
             if value is None:
                 object.__setattr__(self, option, default)
         if self.name == "infonce":
-            object.__setattr__(self, "temperature", check.real("temperature", self.temperature, low=0.0, low_open=True))
+            temperature = check.real("temperature", self.temperature, low=0.0, low_open=True)
+            if temperature < MIN_TEMPERATURE:
+                raise ValueError(
+                    f"temperature must be >= {MIN_TEMPERATURE:g} (below it rounding in the log-sum-exp exceeds the "
+                    f"accuracy the stationarity test needs; critpoints.model.setting.MIN_TEMPERATURE), "
+                    f"got temperature={temperature:g}"
+                )
+            object.__setattr__(self, "temperature", temperature)
         for flag in ("tied", "normalize"):
             value = getattr(self, flag)
             if value is not None and not isinstance(value, (bool, np.bool_)):
@@ -186,6 +204,10 @@ class Setting:
         asking for a sample average.
     max_support_size : int
         Largest number of (z, D1, D2) patterns an exact enumeration may visit.
+    max_memory_gib : float or None
+        Largest estimated memory, in GiB, one process may need for this setting
+        (critpoints.losses.resources); None: 80% of the machine's physical memory. Checked
+        when the loss is built, before anything large is allocated.
     """
 
     # The attributes hold the parsed objects; the constructor takes the short forms (the
@@ -207,6 +229,7 @@ class Setting:
     normalize: bool | None = field(default=None, repr=False)
     predictor_constraint: str | None = field(default=None, repr=False)
     max_support_size: int = field(default=DEFAULT_MAX_SUPPORT_SIZE, repr=False)
+    max_memory_gib: float | None = field(default=None, repr=False)
 
     if TYPE_CHECKING:
 
@@ -230,6 +253,7 @@ class Setting:
             normalize: bool | None = None,
             predictor_constraint: str | None = None,
             max_support_size: int = DEFAULT_MAX_SUPPORT_SIZE,
+            max_memory_gib: float | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -242,6 +266,8 @@ class Setting:
         store("d", d)
         store("m", check.integer("m", self.m, minimum=1))
         store("max_support_size", check.integer("max_support_size", self.max_support_size, minimum=1))
+        if self.max_memory_gib is not None:
+            store("max_memory_gib", check.real("max_memory_gib", self.max_memory_gib, low=0.0, low_open=True))
 
         store("dictionary", parse_dictionary(self.dictionary))
         self.dictionary.matrix(p, d)  # validates shape, orthonormality, identity needs p == d
@@ -404,6 +430,7 @@ class Setting:
                 else expectation.name
             ),
             "max_support_size": self.max_support_size,
+            "max_memory_gib": self.max_memory_gib,
         }
 
     @classmethod
