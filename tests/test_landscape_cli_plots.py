@@ -57,7 +57,7 @@ def test_landscape_command_writes_the_graph_and_the_figure_and_resumes(tmp_path,
     assert "landscape of: p=3 d=3 m=3 loss=spectral" in printed and "lowest barrier to a good minimum" in printed
     assert (tmp_path / "fig" / "disconnectivity.png").stat().st_size > 0
     written = load_graph(out_json)
-    assert written.connected_to_good() and out_csv.read_text().startswith("# {")
+    assert written.connected_to_good() and out_csv.read_text().startswith("record,id,role,")
     assert main(arguments) == 0
     with LandscapeDatabase(db) as database:
         runs = database.runs()

@@ -7,6 +7,7 @@ the same symmetry orbit."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 
@@ -203,9 +204,22 @@ def test_exports_round_trip_and_networkx(claim3_graph, tmp_path):
     assert again.barrier_table() == graph.barrier_table()
     pandas = pytest.importorskip("pandas")
     graph.to_csv(tmp_path / "graph.csv")
-    table = pandas.read_csv(tmp_path / "graph.csv", comment="#")
+    table = pandas.read_csv(tmp_path / "graph.csv")  # the header is the first line
     assert (table.record == "node").sum() == len(graph.nodes) and (table.record == "edge").sum() == len(graph.edges)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.csv", "graph.json"]  # no temporary files left
+    nodes = table[table.record == "node"].set_index("id")
+    for node in graph.nodes:
+        assert nodes.loc[node.id, "loss"] == node.loss and nodes.loc[node.id, "label"] == node.point.label
+    with open(tmp_path / "graph.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == len(graph.nodes) + len(graph.edges)
+    meta = json.loads((tmp_path / "graph.csv.meta.json").read_text())
+    assert Setting.from_dict(meta["setting"]) == graph.setting and meta["table"]["rows"] == len(table)
+    # no temporary files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.csv", "graph.csv.meta.json", "graph.json"]
+    stale = json.loads((tmp_path / "graph.json").read_text())
+    stale["format_version"] = 99
+    (tmp_path / "stale.json").write_text(json.dumps(stale))
+    with pytest.raises(ValueError, match="format version 99"):
+        load_graph(tmp_path / "stale.json")
     networkx = pytest.importorskip("networkx")
     nx_graph = graph.to_networkx()
     assert nx_graph.number_of_nodes() == len(graph.basins) and nx_graph.number_of_edges() == len(graph.edges)

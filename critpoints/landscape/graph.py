@@ -18,16 +18,14 @@ Barriers are those of the saddles found: a missed saddle can only make a true ba
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from critpoints import _files
 from critpoints.landscape.database import EdgeRecord, LandscapeDatabase, PointRecord, RunRecord
 from critpoints.landscape.disconnectivity import DisconnectivityTree, disconnectivity_tree, lowest_barriers
 from critpoints.landscape.result import CriticalPoint
@@ -35,27 +33,14 @@ from critpoints.losses.parameters import ParameterLayout
 from critpoints.losses.population_loss import population_loss
 from critpoints.model.setting import Setting
 
-__all__ = ["BarrierRow", "Edge", "LandscapeGraph", "Node", "load_graph", "write_atomically"]
+__all__ = ["BarrierRow", "Edge", "LandscapeGraph", "Node", "load_graph"]
+
+#: The record type and version of the graph files this module writes.
+FORMAT = "LandscapeGraph"
+FORMAT_VERSION = 1
 
 #: Roles of the nodes that are basins of the graph (the others are saddles).
 BASIN_ROLES = ("minimum", "manifold")
-
-
-def write_atomically(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic
-    rename, so that a reader sees the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
 
 
 @dataclass(frozen=True)
@@ -324,8 +309,10 @@ class LandscapeGraph:
     # -- exports --------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        """JSON-ready dict of the whole graph (:func:`load_graph` reads its JSON back)."""
+        """The whole graph as plain data, with its format and version (:func:`load_graph` reads
+        its JSON back)."""
         return {
+            **_files.record_header(FORMAT, FORMAT_VERSION),
             "setting": self.setting.to_dict(),
             "notes": list(self.notes),
             "runs": [asdict(run) for run in self.runs],
@@ -345,8 +332,12 @@ class LandscapeGraph:
         }
 
     @classmethod
-    def from_dict(cls, record: dict) -> LandscapeGraph:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, record: dict, source: str | Path = "<record>") -> LandscapeGraph:
+        """Inverse of :meth:`to_dict`; a ResultFileError for another format or version, or
+        missing or unknown fields."""
+        _files.check_record(
+            record, FORMAT, FORMAT_VERSION, ("setting", "notes", "runs", "nodes", "edges"), source=source
+        )
         nodes = []
         for entry in record["nodes"]:
             entry = dict(entry)
@@ -365,43 +356,43 @@ class LandscapeGraph:
         )
 
     def to_json(self, path: str | Path) -> Path:
-        """Write the graph as JSON (atomically: a reader sees the old file or the new one)."""
-        return write_atomically(path, json.dumps(self.to_dict(), indent=1, default=_json_default))
+        """Write the graph as strict JSON, atomically (a reader sees the old file or the new one)."""
+        return _files.write_text(path, _files.dumps_record(self.to_dict()))
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write one CSV row per node and per edge (column ``record``), atomically.
+        """Write one CSV row per node and per edge (column ``record``), and the rest next to it.
 
-        The first line, starting with '#', holds the setting as JSON; read it with e.g.
-        ``pandas.read_csv(path, comment="#")``. Node rows fill the point columns (params as
-        JSON text), edge rows the columns ``saddle``, ``end_a``, ``end_b``, ``height``,
-        ``barrier_a``, ``barrier_b`` and ``eigenvalue``.
+        The first line is the header, so ``pandas.read_csv(path)`` and ``csv.DictReader`` read
+        the table as it is. Node rows fill the point columns (alignment and params as JSON
+        text), edge rows the columns ``saddle``, ``end_a``, ``end_b``, ``height``,
+        ``barrier_a``, ``barrier_b`` and ``eigenvalue``. The setting, notes and runs go to
+        ``<path>.meta.json`` with the row count and a checksum of the table (critpoints._files);
+        both files are written atomically.
         """
-        point_columns = [name for name in CriticalPoint.__dataclass_fields__ if not name.startswith("certified")]
-        columns = ["record", "id", "role", "connection", *point_columns]
-        columns += ["saddle", "end_a", "end_b", "height", "barrier_a", "barrier_b", "eigenvalue"]
-        buffer = io.StringIO()
-        buffer.write(f"# {json.dumps({'setting': self.setting.to_dict()})}\n")
-        writer = csv.DictWriter(buffer, fieldnames=columns)
-        writer.writeheader()
+        point_columns = [name for name in CriticalPoint.__dataclass_fields__ if not name.startswith("certif")]
+        edge_columns = ["saddle", "end_a", "end_b", "height", "barrier_a", "barrier_b", "eigenvalue"]
+        columns = ["record", "id", "role", "connection", *point_columns, *edge_columns]
+        rows = []
         for node in self.nodes:
-            row = {name: value for name, value in node.point.to_dict().items() if name in point_columns}
-            row["alignment"] = json.dumps(row["alignment"])
-            row["params"] = json.dumps(row["params"])
-            writer.writerow({"record": "node", "id": node.id, "role": node.role, "connection": node.connection, **row})
+            values = _files.to_plain(node.point.to_dict())
+            values["alignment"] = json.dumps(values["alignment"])
+            values["params"] = json.dumps(values["params"])
+            cells = {"record": "node", "id": node.id, "role": node.role, "connection": node.connection, **values}
+            rows.append([cells.get(name) for name in columns])
         for edge in self.edges:
-            writer.writerow(
-                {
-                    "record": "edge",
-                    "saddle": edge.saddle,
-                    "end_a": edge.ends[0],
-                    "end_b": edge.ends[1],
-                    "height": edge.height,
-                    "barrier_a": edge.barriers[0],
-                    "barrier_b": edge.barriers[1],
-                    "eigenvalue": edge.eigenvalue,
-                }
-            )
-        return write_atomically(path, buffer.getvalue())
+            cells = {
+                "record": "edge",
+                "saddle": edge.saddle,
+                "end_a": edge.ends[0],
+                "end_b": edge.ends[1],
+                "height": edge.height,
+                "barrier_a": edge.barriers[0],
+                "barrier_b": edge.barriers[1],
+                "eigenvalue": edge.eigenvalue,
+            }
+            rows.append([cells.get(name) for name in columns])
+        record = {key: value for key, value in self.to_dict().items() if key not in ("nodes", "edges")}
+        return _files.write_table(path, columns, rows, record)
 
     def to_networkx(self) -> Any:
         """The graph as a ``networkx.MultiGraph``: basins as nodes, one edge per connecting saddle.
@@ -447,15 +438,11 @@ class LandscapeGraph:
         return graph
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
 def load_graph(path: str | Path) -> LandscapeGraph:
-    """Read a graph written by :meth:`LandscapeGraph.to_json`."""
-    return LandscapeGraph.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    """Read a graph written by :meth:`LandscapeGraph.to_json` (a ResultFileError, a ValueError,
+    for a file of another format or version)."""
+    path = Path(path)
+    return LandscapeGraph.from_dict(_files.loads_record(path.read_text(encoding="utf-8"), path), path)
 
 
 def _node(record: PointRecord, layout: ParameterLayout) -> Node:
