@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import load_derivation
 
 from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
 from critpoints.landscape.labels import label_point
 from critpoints.landscape.points import describe_point
 from critpoints.solver.restarts import InProcessExecutor
+from derivations import claims
 
-claims = load_derivation("claims")
 IN_PROCESS = InProcessExecutor()
 TAU = 0.95
 
@@ -371,7 +370,8 @@ def test_claim2_linear_minima_lie_on_orbits_with_bad_points(name, options):
 
 
 def test_ncl_squared_unit_rows_every_w_equals_w_t_is_a_global_minimum():
-    """Further statement: with diag(Sigma) = s I (M = I), unit rows, L = 2 m rho (1-rho) s + rho^2 sum (w-v)^T Sigma (w-v)."""
+    """Further statement: with diag(Sigma) = s I (M = I) and unit rows,
+    L = 2 m rho (1-rho) s + rho^2 sum (w-v)^T Sigma (w-v)."""
     q, m, d = 0.5, 3, 3
     for latent in ("one_hot", ("fixed_count", 2, 1)):
         setting = Setting(

@@ -276,7 +276,31 @@ def coupling_invariants(couplings, row, col):
 
 
 # Columns of the derivative table (the order of the generated kernels' output).
-PHI, PHI_A, PHI_B, PHI_C, PHI_AA, PHI_AB, PHI_AC, PHI_BB, PHI_BC, PHI_CC = range(10)
+from critpoints.losses._generated.pointwise_kernels import (  # noqa: E402
+    PHI,
+    PHI_A,
+    PHI_AA,
+    PHI_AB,
+    PHI_AC,
+    PHI_B,
+    PHI_BB,
+    PHI_BC,
+    PHI_C,
+    PHI_CC,
+)
+
+SQUARED_DISTANCE, INNER_PRODUCT, COSINE = range(3)
+
+
+@njit(cache=True)
+def derivative_table(kind, A, B, C, inverse_r, inverse_c, table):
+    shift = np.zeros(A.shape[0])
+    if kind == SQUARED_DISTANCE:
+        kernels.squared_distance_table(A, B, C, inverse_r, inverse_c, 1.0, shift, table)
+    elif kind == INNER_PRODUCT:
+        kernels.inner_product_table(A, B, C, inverse_r, inverse_c, 1.0, shift, table)
+    else:
+        kernels.cosine_table(A, B, C, inverse_r, inverse_c, 1.0, shift, table)
 
 
 @njit(cache=True)
@@ -557,7 +581,7 @@ def pair_term(kind, scale, couplings, row, col, row_map, view_order, with_cross,
     squared_r, squared_c, inner, inverse_r, inverse_c = coupling_invariants(couplings, row, col)
     n = inner.shape[0]
     table = np.empty((n, kernels.N_DERIVATIVES))
-    kernels.derivative_table(kind, squared_r, squared_c, inner, inverse_r, inverse_c, 1.0, np.zeros(n), table)
+    derivative_table(kind, squared_r, squared_c, inner, inverse_r, inverse_c, table)
     weight = scale * couplings.weight
     value = 0.0
     for k in range(n):
@@ -1680,7 +1704,7 @@ class MeasureEvaluator:
         Jacobian u_r[j] for every neuron; :func:`predictor_mixed` adds the block between the
         two.
         """
-        kind = kernels.COSINE if self.normalize else kernels.INNER_PRODUCT
+        kind = COSINE if self.normalize else INNER_PRODUCT
         rep, jac = encoded[online]
         slots = self._support.slots
         u = rep[row_views]
@@ -1777,15 +1801,15 @@ class MeasureEvaluator:
         first = self._side(acc, encoded, 0, support.first)
         second = self._side(acc, encoded, last, support.second)
         if self.family == "ncl_squared":
-            self._pair_term(acc, kernels.SQUARED_DISTANCE, 1.0, first, second, order)
+            self._pair_term(acc, SQUARED_DISTANCE, 1.0, first, second, order)
         elif self.family == "ncl_cosine":
             acc.value += 2.0
-            self._pair_term(acc, kernels.COSINE, -2.0, first, second, order)
+            self._pair_term(acc, COSINE, -2.0, first, second, order)
         elif self.family == "spectral":
-            self._pair_term(acc, kernels.INNER_PRODUCT, -2.0, first, second, order)
+            self._pair_term(acc, INNER_PRODUCT, -2.0, first, second, order)
             self._spectral_repulsion(acc, encoded, order)
         else:
-            self._pair_term(acc, kernels.COSINE, -1.0 / self.temperature, first, second, order)
+            self._pair_term(acc, COSINE, -1.0 / self.temperature, first, second, order)
             self._infonce_repulsion(acc, encoded, order)
         return [acc.finish(support.slots, view_jac, order)]
 
