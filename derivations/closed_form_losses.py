@@ -517,6 +517,12 @@ def verify_kernels(
             assert abs(got_value - want_value) <= 1e-12 * scale, (loss.name, "kernel value")
             assert np.abs(got_grad - want_grad).max() <= 1e-12 * scale, (loss.name, "kernel grad")
             assert np.abs(got_hess - want_hess).max() <= 1e-12 * scale, (loss.name, "kernel hess")
+            theta = np.concatenate([array.ravel() for array in arrays[: len(loss.params)]])
+            data = (tuple(arrays[len(loss.params) :]), module.FAMILIES.index(loss.name))
+            assert module.flat_value(theta, data) == got_value, (loss.name, "flat value")
+            assert np.array_equal(module.flat_gradient(theta, data), got_grad), (loss.name, "flat grad")
+            assert np.array_equal(module.flat_hessian(theta, data), got_hess), (loss.name, "flat hess")
+            assert module.BLOCKS[data[1]] == len(loss.params), (loss.name, "blocks")
 
 
 # ---------------------------------------------------------------------------------
@@ -647,6 +653,8 @@ C12 arbitrary):
 Each family has ``<family>_value``, ``<family>_gradient`` (flat, row-major, W first then
 W_t) and ``<family>_hessian`` (dense, flat x flat, symmetric). Every kernel takes the
 parameter blocks followed by ``C11, C12, C22, Cneg`` as C-contiguous float64 arrays.
+``flat_value``, ``flat_gradient`` and ``flat_hessian`` take the flat theta and
+``data = ((C11, C12, C22, Cneg), family)``, family an index into ``FAMILIES``.
 The derivation and its verification are in derivations/closed_form_losses.py and
 derivations/closed_form_losses.md.
 """
@@ -821,14 +829,58 @@ def _emit_hessian(loss: Loss) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _emit_flat(kind: str, description: str) -> str:
+    """``flat_<kind>(theta, data)``: the loss ``data[1]`` (an index into FAMILIES) of the flat
+    row-major theta, with the moments ``data[0]``."""
+    lines = [
+        "@njit(cache=True)",
+        f"def flat_{kind}(theta, data):",
+        f'    """{description} of the loss FAMILIES[data[1]] at the flat theta (its blocks row-major),',
+        '    with data[0] = (C11, C12, C22, Cneg)."""',
+        "    (C11, C12, C22, Cneg), family = data",
+        "    p = C11.shape[0]",
+    ]
+    for index, loss in enumerate(LOSSES):
+        names = [prm.name for prm in loss.params]
+        body = [f"    m = theta.size // ({len(names)} * p)"]
+        body += [f"    {name} = theta[{k} * m * p : {k + 1} * m * p].reshape(m, p)" for k, name in enumerate(names)]
+        body.append(f"    return {loss.name}_{kind}({signature(loss)})")
+        if index < len(LOSSES) - 1:
+            lines.append(f"    if family == {index}:")
+            lines += ["    " + line for line in body]
+        else:
+            lines += body
+    return "\n".join(lines) + "\n"
+
+
+def _emit_families() -> str:
+    return (
+        "\n".join(
+            [
+                "#: The losses of this module, in the order of the ``family`` index of the flat kernels.",
+                "FAMILIES = (" + ", ".join(repr(loss.name) for loss in LOSSES) + ")",
+                "",
+                "#: The number of (m, p) parameter blocks of each (W, or W and W_t).",
+                "BLOCKS = (" + ", ".join(str(len(loss.params)) for loss in LOSSES) + ")",
+            ]
+        )
+        + "\n"
+    )
+
+
 def generate() -> dict[str, str]:
     """Repository-relative path -> content of every file this derivation emits.
 
     Pure and deterministic: the same text on every run and for every hash seed.
     """
-    chunks = [codegen.header("closed_form_losses") + _PRELUDE]
+    chunks = [codegen.header("closed_form_losses") + _PRELUDE, _emit_families()]
     for loss in LOSSES:
         chunks += [_emit_value(loss), _emit_gradient(loss), _emit_hessian(loss)]
+    chunks += [
+        _emit_flat("value", "L(theta)"),
+        _emit_flat("gradient", "nabla L(theta)"),
+        _emit_flat("hessian", "nabla^2 L(theta)"),
+    ]
     return {GENERATED_PATH: codegen.join_chunks(chunks)}
 
 

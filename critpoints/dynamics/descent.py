@@ -418,7 +418,7 @@ def _evaluator(loss: PopulationLoss, measure: FiniteMeasure | None):
 def resolve_schedule(setting: Setting, schedule: str) -> str:
     """The schedule ``"auto"`` stands for, checked against the setting."""
     check.choice("schedule", schedule, SCHEDULES)
-    two = setting.loss.two_encoders and not (setting.loss.name == "ncl_cosine" and setting.loss.tied)
+    two = setting.loss.two_encoders
     if schedule == "auto":
         return "alternating" if two else "simultaneous"
     if schedule == "alternating" and not two:

@@ -12,6 +12,8 @@ C12 arbitrary):
 Each family has ``<family>_value``, ``<family>_gradient`` (flat, row-major, W first then
 W_t) and ``<family>_hessian`` (dense, flat x flat, symmetric). Every kernel takes the
 parameter blocks followed by ``C11, C12, C22, Cneg`` as C-contiguous float64 arrays.
+``flat_value``, ``flat_gradient`` and ``flat_hessian`` take the flat theta and
+``data = ((C11, C12, C22, Cneg), family)``, family an index into ``FAMILIES``.
 The derivation and its verification are in derivations/closed_form_losses.py and
 derivations/closed_form_losses.md.
 """
@@ -43,6 +45,13 @@ def _trace_mm(a, b):
         for l in range(k):
             s += a[i, l] * b[l, i]
     return s
+
+
+#: The losses of this module, in the order of the ``family`` index of the flat kernels.
+FAMILIES = ('spectral', 'ncl_squared')
+
+#: The number of (m, p) parameter blocks of each (W, or W and W_t).
+BLOCKS = (1, 2)
 
 
 @njit(cache=True)
@@ -253,3 +262,51 @@ def ncl_squared_hessian(W, W_t, C11, C12, C22, Cneg):
                     for b in range(p):
                         row[c_j + b] = 0.0
     return H
+
+
+@njit(cache=True)
+def flat_value(theta, data):
+    """L(theta) of the loss FAMILIES[data[1]] at the flat theta (its blocks row-major),
+    with data[0] = (C11, C12, C22, Cneg)."""
+    (C11, C12, C22, Cneg), family = data
+    p = C11.shape[0]
+    if family == 0:
+        m = theta.size // (1 * p)
+        W = theta[0 * m * p : 1 * m * p].reshape(m, p)
+        return spectral_value(W, C11, C12, C22, Cneg)
+    m = theta.size // (2 * p)
+    W = theta[0 * m * p : 1 * m * p].reshape(m, p)
+    W_t = theta[1 * m * p : 2 * m * p].reshape(m, p)
+    return ncl_squared_value(W, W_t, C11, C12, C22, Cneg)
+
+
+@njit(cache=True)
+def flat_gradient(theta, data):
+    """nabla L(theta) of the loss FAMILIES[data[1]] at the flat theta (its blocks row-major),
+    with data[0] = (C11, C12, C22, Cneg)."""
+    (C11, C12, C22, Cneg), family = data
+    p = C11.shape[0]
+    if family == 0:
+        m = theta.size // (1 * p)
+        W = theta[0 * m * p : 1 * m * p].reshape(m, p)
+        return spectral_gradient(W, C11, C12, C22, Cneg)
+    m = theta.size // (2 * p)
+    W = theta[0 * m * p : 1 * m * p].reshape(m, p)
+    W_t = theta[1 * m * p : 2 * m * p].reshape(m, p)
+    return ncl_squared_gradient(W, W_t, C11, C12, C22, Cneg)
+
+
+@njit(cache=True)
+def flat_hessian(theta, data):
+    """nabla^2 L(theta) of the loss FAMILIES[data[1]] at the flat theta (its blocks row-major),
+    with data[0] = (C11, C12, C22, Cneg)."""
+    (C11, C12, C22, Cneg), family = data
+    p = C11.shape[0]
+    if family == 0:
+        m = theta.size // (1 * p)
+        W = theta[0 * m * p : 1 * m * p].reshape(m, p)
+        return spectral_hessian(W, C11, C12, C22, Cneg)
+    m = theta.size // (2 * p)
+    W = theta[0 * m * p : 1 * m * p].reshape(m, p)
+    W_t = theta[1 * m * p : 2 * m * p].reshape(m, p)
+    return ncl_squared_hessian(W, W_t, C11, C12, C22, Cneg)
