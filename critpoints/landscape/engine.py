@@ -27,8 +27,8 @@ from critpoints.landscape.result import Completeness, CriticalPoint, CriticalPoi
 from critpoints.landscape.system import loss_system
 from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.setting import Setting
-from critpoints.solver.newton import NewtonOptions, Status
 from critpoints.solver.restarts import solve_from_starts
+from critpoints.solver.types import NewtonOptions, Status
 
 #: Saddle-free Newton descent steps for the starts that descend first.
 DESCENT_ITERATIONS = 50
