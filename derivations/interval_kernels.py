@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -394,8 +395,9 @@ The same formulas as the float kernels, read off the same derivations:
 Every ball returned contains the exact value for every input in the argument balls.
 Emitted and checked by derivations/interval_kernels.py (see derivations/interval_kernels.md).
 """
+'''
 
-import flint
+_ARB_HELPERS = '''import flint
 
 _ZERO = flint.arb(0)
 
@@ -426,12 +428,22 @@ def _identity(n):
 
 
 def _emit_interval_module() -> str:
-    chunks = [HEADER + _INTERVAL_PRELUDE]
+    chunks = [HEADER + _INTERVAL_PRELUDE + "\n" + _ARB_HELPERS]
     for loss in cf.LOSSES:
         chunks += [_emit_closed_form_gradient(loss), _emit_closed_form_hessian(loss)]
     chunks += [_emit_pointwise_kernel(loss) for loss in pw.POINTWISE_LOSSES]
     chunks += [_emit_chain_rule(), _emit_log_partition(), _emit_symrelu_piece()]
     return codegen.join_chunks(chunks)
+
+
+def pointwise_module(losses: Sequence[pw.PointwiseLoss]) -> str:
+    """The text of a module of ball-arithmetic kernels for the pointwise functions ``losses``
+    (the interval twin of :func:`derivations.pointwise_losses.kernel_module`, for a pointwise
+    function that is not one of the package's)."""
+    docstring = '"""Ball-arithmetic pointwise kernels, emitted and checked by derivations/interval_kernels.py."""\n'
+    return codegen.join_chunks(
+        [HEADER + docstring + "\n" + _ARB_HELPERS, *(_emit_pointwise_kernel(loss) for loss in losses)]
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -602,10 +614,12 @@ def verify_closed_form_kernels(module: ModuleType, flint: ModuleType, seed: int 
                         raise AssertionError(f"interval {loss.name} Hessian entry {(i, j)}")
 
 
-def verify_pointwise_kernels(module: ModuleType, flint: ModuleType, seed: int = 7) -> None:
+def verify_pointwise_kernels(
+    module: ModuleType, flint: ModuleType, seed: int = 7, losses: Sequence[pw.PointwiseLoss] = pw.POINTWISE_LOSSES
+) -> None:
     """Every kernel's balls contain the sympy derivatives; the zero guard returns phi at cosine 0."""
     rng = random.Random(seed)
-    for loss in pw.POINTWISE_LOSSES:
+    for loss in losses:
         kernel = getattr(module, loss.name)
         exact = pw.derivatives(loss)
         for _ in range(5):

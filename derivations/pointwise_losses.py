@@ -222,11 +222,11 @@ def random_constants(rng: random.Random) -> dict:
     return {inv_tau: sp.Rational(rng.randint(1, 9), rng.randint(1, 5)), shift: random_rational(rng)}
 
 
-def verify_invariant_chain_rule(m: int, rng: random.Random) -> None:
+def verify_invariant_chain_rule(m: int, rng: random.Random, losses: Sequence[PointwiseLoss] = POINTWISE_LOSSES) -> None:
     """Gradient and Hessian of phi(r.r, c.c, r.c) in (r, c): brute force vs the formulas."""
     r, c = vector("r", m), vector("c", m)
     variables = list(r) + list(c)
-    for loss in POINTWISE_LOSSES:
+    for loss in losses:
         scalar = loss.expr.subs({A: r.dot(r), B: c.dot(c), C: r.dot(c)})
         brute_gradient = sp.Matrix([sp.diff(scalar, x) for x in variables])
         brute_hessian = sp.hessian(scalar, variables)

@@ -190,9 +190,6 @@ class LossFamily:
         return self.pair if normalize is None or normalize else self.unnormalized_pair
 
 
-_REGISTRY: dict[str, LossFamily] = {}
-
-
 def register_family(family: LossFamily) -> LossFamily:
     """Add ``family`` to the registry (a new loss: this plus the derivation of its kernel).
 
@@ -210,8 +207,11 @@ def register_family(family: LossFamily) -> LossFamily:
 
 
 def unregister_family(name: str) -> LossFamily:
-    """Remove the family ``name`` from the registry and return it."""
-    return _REGISTRY.pop(loss_family(name).name)
+    """Remove the family ``name`` (one added by :func:`register_family`) and return it."""
+    family = loss_family(name)
+    if family in BUILTIN_FAMILIES:
+        raise ValueError(f"loss family {name!r} is built in and cannot be unregistered")
+    return _REGISTRY.pop(name)
 
 
 def loss_family(name: str) -> LossFamily:
@@ -224,7 +224,8 @@ def family_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-for _family in (
+#: The families of derivations/MODEL.md §4, registered when the package is imported.
+BUILTIN_FAMILIES = (
     LossFamily(
         name="spectral",
         summary="-2 E[f(x1).f(x2)] + E[(f(x1).f(x'))^2]",
@@ -272,6 +273,6 @@ for _family in (
         field=True,
         scale_invariant=True,
     ),
-):
-    register_family(_family)
-del _family
+)
+
+_REGISTRY: dict[str, LossFamily] = {family.name: family for family in BUILTIN_FAMILIES}
