@@ -120,6 +120,25 @@ def pair_gradients(table, weight, rows_rep, cols_rep, rows, cols, grad_rows, gra
 
 
 @njit(cache=True)
+def scatter_add(grad, views, term):
+    """grad[s, views[k]] += term[s, k] for every start s (``views`` holds no index twice)."""
+    count, n, m = term.shape
+    for s in range(count):
+        for k in range(n):
+            target, source = grad[s, views[k]], term[s, k]
+            for i in range(m):
+                target[i] += source[i]
+
+
+@njit(cache=True)
+def _squared_norm(x):
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += x[i] * x[i]
+    return total
+
+
+@njit(cache=True)
 def log_sum_exp_couplings(anchors, negatives, inner, inv_tau, anchor_weight, negative_weight):
     """The log-sum-exp repulsion of every start from the generated ``exp_cosine`` kernel.
 
@@ -140,20 +159,21 @@ def log_sum_exp_couplings(anchors, negatives, inner, inv_tau, anchor_weight, neg
     psi = np.empty((n_negatives, N_FIRST_DERIVATIVES))
     for s in range(count):
         for j in range(n_negatives):
-            squared_j[j] = np.sum(negatives[s, j] * negatives[s, j])
+            squared_j[j] = _squared_norm(negatives[s, j])
             inverse_j[j] = 1.0 / np.sqrt(squared_j[j]) if squared_j[j] > 0.0 else 0.0
         for a in range(n_anchors):
-            squared_a = np.sum(anchors[s, a] * anchors[s, a])
+            squared_a = _squared_norm(anchors[s, a])
             inverse_a = 1.0 / np.sqrt(squared_a) if squared_a > 0.0 else 0.0
             shift = -np.inf
             for j in range(n_negatives):
                 shift = max(shift, inv_tau * inner[s, a, j] * inverse_a * inverse_j[j])
             partition = 0.0
             for j in range(n_negatives):
-                psi[j] = kernels.exp_cosine_first(
+                d = kernels.exp_cosine_first(
                     squared_a, squared_j[j], inner[s, a, j], inverse_a, inverse_j[j], inv_tau, shift
                 )
-                partition += negative_weight[j] * psi[j, PHI]
+                psi[j, PHI], psi[j, PHI_A], psi[j, PHI_B], psi[j, PHI_C] = d[PHI], d[PHI_A], d[PHI_B], d[PHI_C]
+                partition += negative_weight[j] * d[PHI]
             values[s] += anchor_weight[a] * (shift + np.log(partition))
             for j in range(n_negatives):
                 coupling = anchor_weight[a] * negative_weight[j] / partition
@@ -359,9 +379,8 @@ class BatchedLoss:
         wa, wn = self._anchor_weight[None, :, None], self._negative_weight[None, :, None]
         first_moment = np.matmul((fa * wa).transpose(0, 2, 1), fa)
         second_moment = np.matmul((fj * wn).transpose(0, 2, 1), fj)
-        # anchors (and negatives) are distinct views: no index repeats within one update
-        grad[:, self._anchor] += 2.0 * wa * np.matmul(fa, second_moment)
-        grad[:, self._negative] += 2.0 * wn * np.matmul(fj, first_moment)
+        scatter_add(grad, self._anchor, 2.0 * wa * np.matmul(fa, second_moment))
+        scatter_add(grad, self._negative, 2.0 * wn * np.matmul(fj, first_moment))
         return np.sum(first_moment * second_moment, axis=(1, 2))
 
     def _log_sum_exp(self, rep: np.ndarray, grad: np.ndarray) -> np.ndarray:
@@ -371,8 +390,8 @@ class BatchedLoss:
         values, cross, along_a, along_j = log_sum_exp_couplings(
             fa, fj, inner, self._inv_tau, self._anchor_weight, self._negative_weight
         )
-        grad[:, self._anchor] += 2.0 * along_a[..., None] * fa + np.matmul(cross, fj)
-        grad[:, self._negative] += 2.0 * along_j[..., None] * fj + np.matmul(cross.transpose(0, 2, 1), fa)
+        scatter_add(grad, self._anchor, 2.0 * along_a[..., None] * fa + np.matmul(cross, fj))
+        scatter_add(grad, self._negative, 2.0 * along_j[..., None] * fj + np.matmul(cross.transpose(0, 2, 1), fa))
         return values
 
     def _objectives(self, P, encoded, grads, online, target) -> np.ndarray:
