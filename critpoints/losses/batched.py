@@ -195,8 +195,7 @@ class _Encoded(NamedTuple):
 
 
 class _ViewSet(NamedTuple):
-    """Views encoded by one encoder: their points, which are zero, and (for the pair term,
-    the anchors and the negatives) positions into them."""
+    """The distinct views one encoder sees (rows of ``points``), and which of them are zero."""
 
     points: np.ndarray
     zero: np.ndarray

@@ -24,8 +24,7 @@ from critpoints.losses.measure.repulsion import REPULSIONS, RepulsionInputs
 from critpoints.losses.measure.support import Support, ViewPool, validated_measure
 from critpoints.losses.parameters import ParameterLayout
 from critpoints.model.families import family_names, loss_family
-
-ENCODERS = ("linear", "symrelu")
+from critpoints.model.setting import ENCODERS
 
 
 def _validated_bias(fixed_bias: object, m: int, one_encoder: bool) -> tuple[np.ndarray, np.ndarray]:

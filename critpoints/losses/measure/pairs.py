@@ -59,12 +59,12 @@ class Side(NamedTuple):
 
 
 @njit(cache=True)
-def squared_norms(side, n_positions):
-    """|rep|^2 of each position of a side."""
-    m = side.rep.shape[1]
-    out = np.empty(n_positions)
-    for g in range(n_positions):
-        x = side.rep[side.key[g]]
+def squared_norms(rep, key):
+    """|rep[key[g]]|^2 of each position g of a side."""
+    m = rep.shape[1]
+    out = np.empty(key.shape[0])
+    for g in range(key.shape[0]):
+        x = rep[key[g]]
         total = 0.0
         for i in range(m):
             total += x[i] * x[i]
@@ -79,24 +79,25 @@ def inverse_norm(squared):
 
 
 @njit(cache=True)
-def coupling_invariants(couplings, row, col):
+def coupling_invariants(rows, cols, row_rep, row_key, col_rep, col_key):
     """A = r.r, B = c.c, C = r.c and the inverse norms 1/|r|, 1/|c| for every coupling n,
-    r = row.rep[row.key[rows[n]]], c likewise."""
-    n = couplings.rows.shape[0]
-    row_squared = squared_norms(row, couplings.row_ptr.shape[0] - 1)
-    col_squared = squared_norms(col, couplings.col_ptr.shape[0] - 1)
+    r = row_rep[row_key[rows[n]]], c = col_rep[col_key[cols[n]]] (plain arrays: the call
+    types a handful of arguments, not two sides)."""
+    n = rows.shape[0]
+    row_squared = squared_norms(row_rep, row_key)
+    col_squared = squared_norms(col_rep, col_key)
     squared_r = np.empty(n)
     squared_c = np.empty(n)
     inner = np.empty(n)
     inverse_r = np.empty(n)
     inverse_c = np.empty(n)
     for k in range(n):
-        squared_r[k] = row_squared[couplings.rows[k]]
-        squared_c[k] = col_squared[couplings.cols[k]]
+        squared_r[k] = row_squared[rows[k]]
+        squared_c[k] = col_squared[cols[k]]
         inverse_r[k] = inverse_norm(squared_r[k])
         inverse_c[k] = inverse_norm(squared_c[k])
-        r = row.rep[row.key[couplings.rows[k]]]
-        c = col.rep[col.key[couplings.cols[k]]]
+        r = row_rep[row_key[rows[k]]]
+        c = col_rep[col_key[cols[k]]]
         total = 0.0
         for i in range(r.shape[0]):
             total += r[i] * c[i]
@@ -401,7 +402,9 @@ def pair_term(
     """sum_n pair.scale w_n phi(r_n, c_n) for the pointwise loss of ``pair`` (its generated
     table of invariant derivatives), with its per-view terms and cross block
     (:func:`pair_passes`). The constant of the pair term is the caller's."""
-    squared_r, squared_c, inner, inverse_r, inverse_c = coupling_invariants(couplings, row, col)
+    squared_r, squared_c, inner, inverse_r, inverse_c = coupling_invariants(
+        couplings.rows, couplings.cols, row.rep, row.key, col.rep, col.key
+    )
     n = inner.shape[0]
     table = np.empty((n, N_DERIVATIVES))
     pair.table(squared_r, squared_c, inner, inverse_r, inverse_c, pair.inv_tau, np.zeros(n), table)
