@@ -42,7 +42,7 @@ from numba import njit
 from critpoints.data.finite_measure import FiniteMeasure
 from critpoints.losses._generated import pointwise_kernels as kernels
 from critpoints.losses._generated.pointwise_kernels import N_FIRST_DERIVATIVES, PHI, PHI_A, PHI_B, PHI_C
-from critpoints.losses.encoder import activate
+from critpoints.losses.encoder import activate, pull_back
 from critpoints.losses.kernels import PairKernel
 from critpoints.losses.measure.support import Support, validated_measure
 from critpoints.losses.population_loss import PopulationLoss
@@ -190,8 +190,11 @@ def log_sum_exp_couplings(anchors, negatives, inner, inv_tau, anchor_weight, neg
 
 class _Encoded(NamedTuple):
     rep: np.ndarray  # (R, N, m)
-    slope: np.ndarray | None  # df/dt, (R, N, m); None for a linear encoder
-    bias_slope: np.ndarray | None  # df/db, (R, N, m); None unless symrelu
+    slope: np.ndarray  # df/dt, (R, N, m); empty for a linear encoder
+    bias_slope: np.ndarray  # df/db, (R, N, m); empty for a linear encoder
+
+
+_NO_BIAS = np.zeros((1, 0))
 
 
 class _ViewSet(NamedTuple):
@@ -241,11 +244,14 @@ class BatchedLoss:
             if self.symrelu and not self.trainable_bias
             else None
         )
+        self._fixed_row = None if self.fixed_bias is None else self.fixed_bias[None, :].copy()
         self.two_blocks = "W_t" in self.layout.shapes
         self.is_field = family.field
         temperature = setting.loss.temperature
         self._pair = PairKernel.of(family.pair_term(setting.loss.normalize), temperature)
         self._repulsion = family.repulsion
+        repulsions = {"squared_inner_product": self._squared_inner_product, "log_sum_exp": self._log_sum_exp}
+        self._repulsion_term = repulsions.get(self._repulsion)
         self._inv_tau = 1.0 / temperature if temperature is not None else 1.0
         self._slices = {name: self.layout.slice(name) for name in self.layout.shapes}
 
@@ -285,37 +291,32 @@ class BatchedLoss:
             for name, shape in self.layout.shapes.items()
         }
 
-    def _bias(self, blocks: dict, name: str, count: int) -> np.ndarray | None:
+    def _bias(self, blocks: dict, name: str) -> np.ndarray:
+        """The bias of every start (R, m), or the fixed one (1, m); empty for a linear encoder."""
         if not self.symrelu:
-            return None
+            return _NO_BIAS
         if self.trainable_bias:
             return np.ascontiguousarray(blocks[name])
-        return np.broadcast_to(self.fixed_bias, (count, self.fixed_bias.shape[0])).copy()
+        return self._fixed_row
 
     # -- the encoder ----------------------------------------------------------------
 
-    def _encode(self, views: _ViewSet, weights: np.ndarray, bias: np.ndarray | None) -> _Encoded:
+    def _encode(self, views: _ViewSet, weights: np.ndarray, bias: np.ndarray) -> _Encoded:
         count, m, p = weights.shape
-        # one matrix product for all starts: (N, p) @ (p, R m) -> (R, N, m)
-        pre = (views.points @ weights.reshape(count * m, p).T).reshape(len(views.points), count, m)
-        pre = np.ascontiguousarray(pre.transpose(1, 0, 2))
-        if not self.symrelu:
-            return _Encoded(pre, None, None)
-        rep, slope, bias_slope = np.empty_like(pre), np.empty_like(pre), np.empty_like(pre)
-        activate(pre, bias, views.zero, rep, slope, bias_slope)
-        return _Encoded(rep, slope, bias_slope)
+        # one matrix product for all starts: (N, p) @ (p, R m) -> (N, R m)
+        pre = views.points @ weights.reshape(count * m, p).T
+        return _Encoded(*activate(pre, count, bias, views.zero, self.symrelu))
 
     def _backward(
         self, grad_rep: np.ndarray, views: _ViewSet, encoded: _Encoded, out: np.ndarray, suffix: str
     ) -> None:
         """Add dL/dW (R, m, p) and dL/db (R, m) from dL/df (R, N, m) to the blocks W+suffix, b+suffix of out."""
-        grad_pre = grad_rep if encoded.slope is None else grad_rep * encoded.slope
-        count, size, m = grad_pre.shape
+        count = grad_rep.shape[0]
+        grad_pre, grad_bias = pull_back(grad_rep, encoded.slope, encoded.bias_slope, self.symrelu)
         # one matrix product for all starts: (R m, N) @ (N, p) -> (R, m, p)
-        stacked = grad_pre.transpose(0, 2, 1).reshape(count * m, size)
-        out[:, self._slices["W" + suffix]] += (stacked @ views.points).reshape(count, -1)
+        out[:, self._slices["W" + suffix]] += (grad_pre @ views.points).reshape(count, -1)
         if self.trainable_bias:
-            out[:, self._slices["b" + suffix]] += np.einsum("rnm,rnm->rm", grad_rep, encoded.bias_slope)
+            out[:, self._slices["b" + suffix]] += grad_bias
 
     # -- evaluation -----------------------------------------------------------------
 
@@ -341,13 +342,12 @@ class BatchedLoss:
         thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
         if thetas.ndim != 2 or thetas.shape[1] != self.layout.size:
             raise ValueError(f"thetas must have {self.layout.size} columns, got shape {thetas.shape}")
-        count = thetas.shape[0]
         blocks = self.blocks(thetas)
         online = np.zeros_like(thetas)
         target = np.zeros_like(thetas) if self.two_blocks else online
-        encoders = [(blocks["W"], self._bias(blocks, "b", count), online, "")]
+        encoders = [(blocks["W"], self._bias(blocks, "b"), online, "")]
         if self.two_blocks:
-            encoders.append((blocks["W_t"], self._bias(blocks, "b_t", count), target, "_t"))
+            encoders.append((blocks["W_t"], self._bias(blocks, "b_t"), target, "_t"))
         encoded = [self._encode(self._sets[e], W, b) for e, (W, b, _, _) in enumerate(encoders)]
         grads = [np.zeros_like(e.rep) for e in encoded]
         cols = len(encoded) - 1
@@ -355,10 +355,8 @@ class BatchedLoss:
             value = self._objectives(blocks["P"], encoded, grads, online, target)
         else:
             value = self._pair.constant + self._pair_term(encoded[0].rep, encoded[cols].rep, grads[0], grads[cols])
-            if self._repulsion == "squared_inner_product":
-                value = value + self._squared_inner_product(encoded[0].rep, grads[0])
-            elif self._repulsion == "log_sum_exp":
-                value = value + self._log_sum_exp(encoded[0].rep, grads[0])
+            if self._repulsion_term is not None:
+                value = value + self._repulsion_term(encoded[0].rep, grads[0])
         for (_, _, out, suffix), views, enc, grad in zip(encoders, self._sets, encoded, grads):
             self._backward(grad, views, enc, out, suffix)
         return BatchedGradient(value, online, target if self.two_blocks else np.zeros_like(online))

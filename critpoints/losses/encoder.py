@@ -16,8 +16,9 @@ Three entry points, one rule:
 
 * :func:`encode`: representations and the nonzero entries of their parameter Jacobians
   (the views' :class:`Slots`), for the Hessian assembly of the finite-measure evaluator;
-* :func:`activate`: representations and slopes from pre-activations of many parameter
-  vectors at once (the batched evaluator of the dynamics);
+* :func:`activate` and :func:`pull_back`: representations and slopes from the
+  pre-activations of many parameter vectors at once, and the chain rule back to them (the
+  batched evaluator of the dynamics);
 * :func:`represent`: representations of inputs under one encoder (labels).
 """
 
@@ -28,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-__all__ = ["Slots", "activate", "encode", "represent", "symrelu_piece"]
+__all__ = ["Slots", "activate", "encode", "pull_back", "represent", "symrelu_piece"]
 
 
 class Slots(NamedTuple):
@@ -122,29 +123,58 @@ def encode(points, slot_ptr, slot_coord, weights, bias, symrelu):
 
 
 @njit(cache=True)
-def activate(pre, bias, zero_view, rep, slope, bias_slope):
-    """The symmetric ReLU of pre-activations of R parameter vectors, in place.
+def activate(pre, count, bias, zero_view, symrelu):
+    """The encoder of R parameter vectors from their pre-activations.
 
-    ``pre`` (R, N, m): t = w_i.x_n for start r; ``bias`` (R, m); ``zero_view`` (N,) bool.
-    Writes f = sigma_b(t), df/dt and df/db (:func:`symrelu_piece`) into ``rep``,
-    ``slope`` and ``bias_slope`` (R, N, m).
+    ``pre`` (N, R m) holds t = w_i.x_n of start r at ``pre[n, r m + i]`` (one matrix product
+    of the views with all starts' weights); ``bias`` (R, m), or (1, m) shared by every start;
+    ``zero_view`` (N,) bool. Returns f and, for a symmetric ReLU, df/dt and df/db
+    (:func:`symrelu_piece`) as (R, N, m) arrays (the slopes are empty for a linear encoder).
     """
-    count, n_views, m = pre.shape
+    n_views = pre.shape[0]
+    m = pre.shape[1] // count
+    rep = np.empty((count, n_views, m))
+    size = (count, n_views, m) if symrelu else (0, 0, 0)
+    slope, bias_slope = np.empty(size), np.empty(size)
+    shared = bias.shape[0] == 1
+    for r in range(count):
+        row = 0 if shared else r
+        for n in range(n_views):
+            for i in range(m):
+                t = pre[n, r * m + i]
+                if symrelu:
+                    rep[r, n, i], slope[r, n, i], bias_slope[r, n, i] = symrelu_piece(t, bias[row, i], zero_view[n])
+                else:
+                    rep[r, n, i] = t
+    return rep, slope, bias_slope
+
+
+@njit(cache=True)
+def pull_back(grad_rep, slope, bias_slope, symrelu):
+    """From dL/df (R, N, m) of R parameter vectors: dL/dt as an (R m, N) matrix (row r m + i,
+    ready for one product with the views (N, p), giving dL/dW) and dL/db (R, m)."""
+    count, n_views, m = grad_rep.shape
+    grad_pre = np.empty((count * m, n_views))
+    grad_bias = np.zeros((count, m))
     for r in range(count):
         for n in range(n_views):
-            zero = zero_view[n]
             for i in range(m):
-                rep[r, n, i], slope[r, n, i], bias_slope[r, n, i] = symrelu_piece(pre[r, n, i], bias[r, i], zero)
+                g = grad_rep[r, n, i]
+                if symrelu:
+                    grad_pre[r * m + i, n] = g * slope[r, n, i]
+                    grad_bias[r, i] += g * bias_slope[r, n, i]
+                else:
+                    grad_pre[r * m + i, n] = g
+    return grad_pre, grad_bias
 
 
 def represent(points: np.ndarray, weights: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """f(x) for the rows x of ``points`` (N, p) under weights W (m, p); ``bias`` (m,) for a
     symmetric ReLU, None for a linear encoder. Returns (N, m)."""
-    pre = np.asarray(points, dtype=np.float64) @ np.asarray(weights, dtype=np.float64).T
+    points = np.asarray(points, dtype=np.float64)
+    pre = np.ascontiguousarray(points @ np.asarray(weights, dtype=np.float64).T)
     if bias is None:
         return pre
-    pre = np.ascontiguousarray(pre[None])
-    rep, slope, bias_slope = np.empty_like(pre), np.empty_like(pre), np.empty_like(pre)
-    bias = np.broadcast_to(np.asarray(bias, dtype=np.float64), (1, pre.shape[2])).copy()
-    activate(pre, bias, ~np.any(points != 0, axis=1), rep, slope, bias_slope)
+    bias = np.broadcast_to(np.asarray(bias, dtype=np.float64), (1, pre.shape[1])).copy()
+    rep, _, _ = activate(pre, 1, bias, ~np.any(points != 0, axis=1), True)
     return rep[0]
