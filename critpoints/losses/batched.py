@@ -18,9 +18,10 @@ loss object:
       d phi/dr = 2 phi_A r + phi_C c,   d phi/dc = 2 phi_B c + phi_C r;
 
 * its repulsion: the squared inner product through its moments, d<A, B>_F/df_a = 2 wa B f_a;
-  the log-sum-exp through the generated ``exp_cosine`` kernel, with the softmax weights
-  wa wn_j psi_aj / Z_a, Z_a = sum_j wn_j psi_aj, psi shifted by the largest exponent of the
-  anchor (the shift cancels in every ratio);
+  the log-sum-exp with psi_aj = exp(inv_tau cos_aj - s_a) (``exp_cosine``, shifted by the
+  largest exponent of the anchor: the shift cancels in every ratio), d/dcos_aj =
+  wa wn_j psi_aj inv_tau / Z_a, Z_a = sum_j wn_j psi_aj, and the generated cosine kernel's
+  first derivatives (the exponentials in one vectorised pass);
 * a predictor family's objectives L_o = c + s sum_n w_n phi(P u_n, sg v_n) and
   L_t = c + s sum_n w_n phi(P v_n, sg u_n), u = f_o(x1), v = f_t(x2), whose stop-gradient
   field is F = (dL_o/d theta_o, dL_t/d theta_t, dL_o/dP + dL_t/dP); the reported value is
@@ -139,48 +140,72 @@ def _squared_norm(x):
 
 
 @njit(cache=True)
-def log_sum_exp_couplings(anchors, negatives, inner, inv_tau, anchor_weight, negative_weight):
-    """The log-sum-exp repulsion of every start from the generated ``exp_cosine`` kernel.
+def _inverse_norms(points):
+    """|x|^2 and 1/|x| (0 for x = 0) of the rows of ``points`` (N, m)."""
+    n = points.shape[0]
+    squared, inverse = np.empty(n), np.empty(n)
+    for k in range(n):
+        squared[k] = _squared_norm(points[k])
+        inverse[k] = 1.0 / np.sqrt(squared[k]) if squared[k] > 0.0 else 0.0
+    return squared, inverse
 
-    For anchor a: psi_aj = exp(inv_tau cos(f_a, f_j) - s_a), s_a the largest exponent over
-    the negatives, Z_a = sum_j wn_j psi_aj. Returns per start the value
-    sum_a wa (s_a + log Z_a), and the weights of the gradient with c_aj = wa wn_j / Z_a:
-    ``cross`` = c_aj psi_C,aj, ``along_a`` = sum_j c_aj psi_A,aj, ``along_j`` = sum_a c_aj psi_B,aj
-    (d/df_a = 2 along_a f_a + sum_j cross_aj f_j, d/df_j = 2 along_j f_j + sum_a cross_aj f_a).
-    ``inner`` (R, K, J) holds f_a.f_j.
-    """
+
+@njit(cache=True)
+def log_sum_exp_exponents(anchors, negatives, inner, inv_tau, exponents):
+    """First pass of the log-sum-exp: the exponents inv_tau cos(f_a, f_j) of every (start,
+    anchor, negative), the cosine from the generated kernel, less the largest of their anchor
+    (written to ``exponents`` (R, K, J)); returns those shifts (R, K)."""
+    count, n_anchors, _ = anchors.shape
+    n_negatives = negatives.shape[1]
+    shifts = np.empty((count, n_anchors))
+    for s in range(count):
+        squared_a, inverse_a = _inverse_norms(anchors[s])
+        squared_j, inverse_j = _inverse_norms(negatives[s])
+        for a in range(n_anchors):
+            largest = -np.inf
+            for j in range(n_negatives):
+                d = kernels.cosine_first(
+                    squared_a[a], squared_j[j], inner[s, a, j], inverse_a[a], inverse_j[j], 0.0, 0.0
+                )
+                exponents[s, a, j] = inv_tau * d[PHI]
+                largest = max(largest, exponents[s, a, j])
+            for j in range(n_negatives):
+                exponents[s, a, j] -= largest
+            shifts[s, a] = largest
+    return shifts
+
+
+@njit(cache=True)
+def log_sum_exp_weights(anchors, negatives, inner, psi, shifts, inv_tau, anchor_weight, negative_weight):
+    """Second pass, from psi_aj = exp(inv_tau cos_aj - s_a): per start the value
+    sum_a wa (s_a + log Z_a), Z_a = sum_j wn_j psi_aj, and the weights of the gradient. With
+    c_aj = wa wn_j psi_aj inv_tau / Z_a (the derivative in cos_aj) and the generated cosine
+    kernel's first derivatives: ``cross`` = c_aj cos_C,aj (written over ``inner``),
+    ``along_a`` = sum_j c_aj cos_A,aj, ``along_j`` = sum_a c_aj cos_B,aj, so that
+    d/df_a = 2 along_a f_a + sum_j cross_aj f_j and d/df_j = 2 along_j f_j + sum_a cross_aj f_a."""
     count, n_anchors, _ = anchors.shape
     n_negatives = negatives.shape[1]
     values = np.zeros(count)
-    cross = np.empty((count, n_anchors, n_negatives))
     along_a = np.zeros((count, n_anchors))
     along_j = np.zeros((count, n_negatives))
-    squared_j, inverse_j = np.empty(n_negatives), np.empty(n_negatives)
-    psi = np.empty((n_negatives, N_FIRST_DERIVATIVES))
     for s in range(count):
-        for j in range(n_negatives):
-            squared_j[j] = _squared_norm(negatives[s, j])
-            inverse_j[j] = 1.0 / np.sqrt(squared_j[j]) if squared_j[j] > 0.0 else 0.0
+        squared_a, inverse_a = _inverse_norms(anchors[s])
+        squared_j, inverse_j = _inverse_norms(negatives[s])
         for a in range(n_anchors):
-            squared_a = _squared_norm(anchors[s, a])
-            inverse_a = 1.0 / np.sqrt(squared_a) if squared_a > 0.0 else 0.0
-            shift = -np.inf
-            for j in range(n_negatives):
-                shift = max(shift, inv_tau * inner[s, a, j] * inverse_a * inverse_j[j])
             partition = 0.0
             for j in range(n_negatives):
-                d = kernels.exp_cosine_first(
-                    squared_a, squared_j[j], inner[s, a, j], inverse_a, inverse_j[j], inv_tau, shift
-                )
-                psi[j, PHI], psi[j, PHI_A], psi[j, PHI_B], psi[j, PHI_C] = d[PHI], d[PHI_A], d[PHI_B], d[PHI_C]
-                partition += negative_weight[j] * d[PHI]
-            values[s] += anchor_weight[a] * (shift + np.log(partition))
+                partition += negative_weight[j] * psi[s, a, j]
+            values[s] += anchor_weight[a] * (shifts[s, a] + np.log(partition))
+            scale = anchor_weight[a] * inv_tau / partition
             for j in range(n_negatives):
-                coupling = anchor_weight[a] * negative_weight[j] / partition
-                cross[s, a, j] = coupling * psi[j, PHI_C]
-                along_a[s, a] += coupling * psi[j, PHI_A]
-                along_j[s, j] += coupling * psi[j, PHI_B]
-    return values, cross, along_a, along_j
+                d = kernels.cosine_first(
+                    squared_a[a], squared_j[j], inner[s, a, j], inverse_a[a], inverse_j[j], 0.0, 0.0
+                )
+                coupling = scale * negative_weight[j] * psi[s, a, j]
+                inner[s, a, j] = coupling * d[PHI_C]
+                along_a[s, a] += coupling * d[PHI_A]
+                along_j[s, j] += coupling * d[PHI_B]
+    return values, along_a, along_j
 
 
 # ---------------------------------------------------------------------------------------
@@ -307,9 +332,7 @@ class BatchedLoss:
         pre = views.points @ weights.reshape(count * m, p).T
         return _Encoded(*activate(pre, count, bias, views.zero, self.symrelu))
 
-    def _backward(
-        self, grad_rep: np.ndarray, views: _ViewSet, encoded: _Encoded, out: np.ndarray, suffix: str
-    ) -> None:
+    def _backward(self, grad_rep: np.ndarray, views: _ViewSet, encoded: _Encoded, out: np.ndarray, suffix: str) -> None:
         """Add dL/dW (R, m, p) and dL/db (R, m) from dL/df (R, N, m) to the blocks W+suffix, b+suffix of out."""
         count = grad_rep.shape[0]
         grad_pre, grad_bias = pull_back(grad_rep, encoded.slope, encoded.bias_slope, self.symrelu)
@@ -381,12 +404,19 @@ class BatchedLoss:
         return np.sum(first_moment * second_moment, axis=(1, 2))
 
     def _log_sum_exp(self, rep: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        """sum_a wa log sum_j wn_j psi(f_a, f_j), psi the generated exp_cosine at 1/tau."""
+        """sum_a wa log sum_j wn_j exp(cos(f_a, f_j)/tau): the cosines and their derivatives from
+        the generated kernel, the exponentials in one vectorised pass (exp_cosine of
+        derivations/pointwise_losses.py is exp(inv_tau cosine - shift); its derivatives are
+        psi inv_tau times the cosine's)."""
         fa, fj = np.ascontiguousarray(rep[:, self._anchor]), np.ascontiguousarray(rep[:, self._negative])
         inner = np.matmul(fa, fj.transpose(0, 2, 1))
-        values, cross, along_a, along_j = log_sum_exp_couplings(
-            fa, fj, inner, self._inv_tau, self._anchor_weight, self._negative_weight
+        psi = np.empty_like(inner)
+        shifts = log_sum_exp_exponents(fa, fj, inner, self._inv_tau, psi)
+        np.exp(psi, out=psi)
+        values, along_a, along_j = log_sum_exp_weights(
+            fa, fj, inner, psi, shifts, self._inv_tau, self._anchor_weight, self._negative_weight
         )
+        cross = inner  # log_sum_exp_weights wrote the cross weights over the inner products
         scatter_add(grad, self._anchor, 2.0 * along_a[..., None] * fa + np.matmul(cross, fj))
         scatter_add(grad, self._negative, 2.0 * along_j[..., None] * fj + np.matmul(cross.transpose(0, 2, 1), fa))
         return values
