@@ -43,7 +43,8 @@ def cases():
     for (loss, options), (encoder, bias), constraint, mode in itertools.product(LOSSES, ENCODINGS, CONSTRAINTS, MODES):
         if mode == "closed_form" and (encoder != "linear" or loss not in ("spectral", "ncl_squared")):
             continue
-        label = f"{loss}{options}-{encoder}{'' if bias is None else bias}-{constraint}-{mode if isinstance(mode, str) else 'sample'}"
+        expectation = mode if isinstance(mode, str) else "sample"
+        label = f"{loss}{options}-{encoder}{'' if bias is None else bias}-{constraint}-{expectation}"
         yield pytest.param(loss, options, encoder, bias, constraint, mode, id=label)
 
 
