@@ -1,4 +1,4 @@
-"""Argument checks shared by the setting objects.
+"""Argument checks shared by the whole package: one module, one message style.
 
 Every check raises ``ValueError`` (``TypeError`` for a wrong type) whose message names
 the parameter, repeats the value given and says what is allowed, so that a bad setting
@@ -60,16 +60,38 @@ def choice(name: str, value: object, allowed: Iterable[str]) -> str:
     return value
 
 
-def finite_array(name: str, value: object, *, ndim: int | None = None) -> np.ndarray:
-    """Return ``value`` as a read-only float64 array with finite entries, or raise."""
+def finite_array(
+    name: str,
+    value: object,
+    *,
+    ndim: int | None = None,
+    shape: tuple[int | None, ...] | None = None,
+    low: float | None = None,
+) -> np.ndarray:
+    """Return ``value`` as a read-only float64 array with finite entries, or raise.
+
+    ``shape`` may leave axes free (None); ``low`` is a lower bound on every entry.
+    """
     try:
         array = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be an array of real numbers, got {value!r}") from error
     if ndim is not None and array.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-dimensional array, got shape {array.shape}")
+    if shape is not None and (
+        array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape))
+    ):
+        wanted = (
+            "("
+            + ", ".join("n" if size is None else str(size) for size in shape)
+            + ("," if len(shape) == 1 else "")
+            + ")"
+        )
+        raise ValueError(f"{name} must have shape {wanted}, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must have finite entries (no NaN or inf), got {name}={array!r}")
+    if low is not None and array.size and array.min() < low:
+        raise ValueError(f"{name} must have entries >= {low}, got min {name}={array.min()}")
     array.flags.writeable = False
     return array
 

@@ -1,16 +1,15 @@
-"""The paper's claims (SPEC section 7) as symbolic proofs, written up in derivations/CLAIMS.md.
+"""The paper's claims (derivations/MODEL.md §7) as symbolic proofs, written up in derivations/CLAIMS.md.
 
-Run from the repository root::
-
-    python derivations/claims.py
+``python -m derivations`` from the repository root runs every proof (:func:`verify`);
+``--verbose`` prints what each established.
 
 Every ``prove_*`` function checks one statement with sympy, raises ``AssertionError`` if
 the statement does not hold, and returns a dict of the quantities it established (printed
-by the script). The tests (tests/test_claims.py) import this file by path and use the
+by the script). The tests (tests/test_claims.py) import this module and use the
 exact formulas below (closed-form values, predicted spectra) as the reference the engine
 is checked against.
 
-Conventions (SPEC sections 1-4): rho = 1 - q is the keep probability of an independent
+Conventions (derivations/MODEL.md §1-4): rho = 1 - q is the keep probability of an independent
 mask; a view of x = z = s e_j (one-hot) is s e_j when the mask keeps coordinate j and 0
 otherwise; sigma_b(t) = ReLU(t + b) - ReLU(-t + b) with b = -beta, beta > 0, is soft
 thresholding; n(0) = 0, so a cosine with a zero representation is 0.
@@ -353,6 +352,10 @@ def prove_claim2_flat_regions(m: int = 2) -> dict:
     }
 
 
+#: The default alignment threshold tau_good = 0.95, exactly.
+TAU_GOOD = sp.Rational(95, 100)
+
+
 def sphere_coordinate_tail(d: int, tau) -> sp.Expr:
     """P(|u_1| >= tau) for u uniform on the unit sphere of R^d (density of u_1 prop. to (1 - x^2)^((d-3)/2))."""
     x = sp.Symbol("x", real=True)
@@ -361,7 +364,7 @@ def sphere_coordinate_tail(d: int, tau) -> sp.Expr:
     return sp.simplify(2 * sp.integrate(density, (x, tau, 1)) / normaliser)
 
 
-def prove_good_fraction(d: int = 3, tau_good=sp.Rational(95, 100)) -> dict:
+def prove_good_fraction(d: int = 3, tau_good: sp.Rational = TAU_GOOD) -> dict:
     """How large the good part of the tied claim-2 global-minimum set is, for uniform unit rows (m = d).
 
     With tau_good > 1/sqrt(2) a row can be aligned with at most one atom, so "good" is the
@@ -387,8 +390,7 @@ def prove_good_fraction(d: int = 3, tau_good=sp.Rational(95, 100)) -> dict:
 def good_probability(d: int, tau_good: float) -> float:
     """d! P(|u_1| >= tau_good)^d for u uniform on S^(d-1) (needs tau_good > 1/sqrt(2)).
 
-    See :func:`prove_good_fraction`.
-    """
+    See :func:`prove_good_fraction`."""
     if tau_good <= 1 / math.sqrt(2):
         raise ValueError("the formula needs tau_good > 1/sqrt(2) (a row aligned with at most one atom)")
     return float(sp.factorial(d) * sphere_coordinate_tail(d, sp.nsimplify(tau_good)) ** d)
@@ -454,7 +456,7 @@ def prove_spectral_gram_form(sizes: Sequence[tuple[int, int]] = ((2, 2), (3, 3),
     """
     for d, m in sizes:
         loss, columns = spectral_one_hot_loss(d, m)
-        C = sp.Matrix(m, d, lambda i, j: columns[j][i])
+        C = sp.Matrix([[column[i] for column in columns] for i in range(m)])
         G = C.T * C
         expected = rho**2 * (-sp.Rational(2, d) * G.trace() + sum(entry**2 for entry in G) / d**2)
         assert _is_zero(sp.expand(loss - expected)), (d, m)
@@ -649,14 +651,16 @@ PROOFS = (
 )
 
 
-def main() -> None:
-    """Run every proof and print what it established."""
+def verify() -> None:
+    """Run every proof of :data:`PROOFS` (each raises if its statement does not hold)."""
+    for _, proof in PROOFS:
+        proof()
+
+
+def summary() -> str:
+    """Every proof with what it established (printed by ``python -m derivations --verbose``)."""
+    lines = []
     for title, proof in PROOFS:
-        result = proof()
-        print(f"[proved] {title}")
-        for key, value in result.items():
-            print(f"    {key}: {value}")
-
-
-if __name__ == "__main__":
-    main()
+        lines.append(f"[proved] {title}")
+        lines += [f"    {key}: {value}" for key, value in proof().items()]
+    return "\n".join(lines)

@@ -7,9 +7,8 @@ coefficients. After quotienting the continuous symmetry they have finitely many 
 solutions; this script finds all of them exactly and lists the real ones, one per
 symmetry orbit, with their loss and Hessian signature. tests/test_exact_completeness.py
 checks that ``enumerate_critical_points`` finds every one of these orbits (and nothing
-else). Run from the repository root::
-
-    python derivations/exact_critical_points.py
+else). ``python -m derivations`` solves every setting (:func:`verify`); ``--verbose``
+prints the orbits.
 
 Settings (rational moments; see CLAIMS.md for why these and not one-hot latents):
 x = M z + xi, z = fixed_count(2, 1) (z = +-(1, -1)), sigma^2 = 1/4, independent masks with
@@ -88,7 +87,7 @@ class ExactSetting:
         return sp.eye(2) if self.dictionary == "identity" else ROTATED
 
     def moments(self) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
-        """(Sigma, C11 = C22 = Cneg, C12) exactly, from SPEC sections 1-2."""
+        """(Sigma, C11 = C22 = Cneg, C12) exactly, from derivations/MODEL.md §1-2."""
         M = self.dictionary_matrix()
         keep = 1 - self.drop
         sigma = M * LATENT_MOMENT * M.T + self.noise_variance * sp.eye(2)
@@ -502,26 +501,35 @@ def one_hot_is_positive_dimensional() -> bool:
     return not sp.groebner(equations, c1, s1, c2, s2, order="grevlex").is_zero_dimensional
 
 
-def main() -> None:
-    """Solve every setting and print its real critical orbits."""
+def verify() -> None:
+    """Solve every setting exactly (each solve checks its shape position and square-free
+    univariate polynomial) and confirm that the one-hot setting is positive-dimensional."""
+    for setting in SETTINGS:
+        landscape = critical_orbits(setting)
+        if not landscape.orbits:
+            raise AssertionError(f"{setting.name}: no real critical orbit")
+    if not one_hot_is_positive_dimensional():
+        raise AssertionError("the one-hot setting was expected to have a continuum of critical orbits")
+
+
+def summary() -> str:
+    """Every setting's real critical orbits (printed by ``python -m derivations --verbose``)."""
+    lines = []
     for setting in SETTINGS:
         landscape = critical_orbits(setting)
         sigma, C11, C12 = setting.moments()
-        print(f"{setting.name}: C11 = {C11.tolist()}, C12 = {C12.tolist()}")
-        print(f"    equations: {landscape.equations}")
-        print(
+        lines.append(f"{setting.name}: C11 = {C11.tolist()}, C12 = {C12.tolist()}")
+        lines.append(f"    equations: {landscape.equations}")
+        lines.append(
             f"    complex solutions {landscape.n_complex}, real {landscape.n_real}, real orbits {len(landscape.orbits)}"
         )
         for orbit in sorted(landscape.orbits, key=lambda o: o.loss):
-            print(
+            lines.append(
                 f"      loss {orbit.loss: .12f}  {orbit.kind:8s} index {orbit.index}  "
                 f"eigenvalues {[round(v, 6) for v in orbit.eigenvalues]}"
             )
-    print(
+    lines.append(
         f"one-hot, M = I, q = 1/2, sigma = 0 (spectral, unit rows): positive-dimensional = "
         f"{one_hot_is_positive_dimensional()}"
     )
-
-
-if __name__ == "__main__":
-    main()
+    return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Derivation of the second moments of the latent codes and of the masked views.
 
-Run ``python derivations/moments.py`` to print every identity with its verification.
-The package's closed forms (critpoints/model/latent.py, critpoints/model/augmentation.py,
+``python -m derivations`` verifies every identity (:func:`verify`); ``--verbose`` prints
+them. The package's closed forms (critpoints/model/latent.py, critpoints/model/augmentation.py,
 critpoints/data/moments.py) are tested against the expressions derived here
 (tests/test_moments.py imports this module).
 
@@ -79,7 +79,7 @@ def fixed_count_moments() -> tuple[sp.Expr, sp.Expr]:
     diagonal = k / d
     off_diagonal = sp.simplify(k * (k - 1) / (d * (d - 1)) * sign_product)  # k(k - 1) cancels
     signed_sum = k - 2 * k_neg
-    assert sp.simplify(off_diagonal - (signed_sum**2 - k) / (d * (d - 1))) == 0  # SPEC's form
+    assert sp.simplify(off_diagonal - (signed_sum**2 - k) / (d * (d - 1))) == 0  # the form of derivations/MODEL.md §1
     return diagonal, off_diagonal
 
 
@@ -132,7 +132,8 @@ def check_latent_formulas(max_size: int = 4) -> None:
             diagonal, off_diagonal = formulas[family]
             subs = {d: size, k: params.get("k", 0), k_neg: params.get("k_neg", 0)}
             off_value = off_diagonal.subs(subs)
-            expected = sp.Matrix(size, size, lambda i, j: diagonal.subs(subs) if i == j else off_value)
+            on_value = diagonal.subs(subs)
+            expected = sp.Matrix([[on_value if i == j else off_value for j in range(size)] for i in range(size)])
             difference = (enumerated - expected).applyfunc(sp.simplify)
             assert difference == sp.zeros(size, size), (family, size, params, difference)
 
@@ -143,15 +144,17 @@ def check_mask_identities() -> None:
         assert (summed - closed).applyfunc(sp.simplify) == sp.zeros(2, 2), name
 
 
-def main() -> None:
+def verify() -> None:
+    """Every mask identity symbolically, every latent moment against enumeration (d <= 4)."""
     check_mask_identities()
-    for name, (_, closed) in mask_identities().items():
-        print(f"{name:>20}: {closed.tolist()}")
     check_latent_formulas()
-    for name, (diagonal, off_diagonal) in latent_moment_formulas().items():
-        print(f"{name:>20}: Lambda_ii = {diagonal}, Lambda_ij = {sp.factor(off_diagonal)}")
-    print("all moment identities verified (mask identities symbolically, latent moments for d <= 4)")
 
 
-if __name__ == "__main__":
-    main()
+def summary() -> str:
+    """The identities, as printed by ``python -m derivations --verbose``."""
+    lines = [f"{name:>20}: {closed.tolist()}" for name, (_, closed) in mask_identities().items()]
+    lines += [
+        f"{name:>20}: Lambda_ii = {diagonal}, Lambda_ij = {sp.factor(off_diagonal)}"
+        for name, (diagonal, off_diagonal) in latent_moment_formulas().items()
+    ]
+    return "\n".join(lines)

@@ -13,7 +13,6 @@ orbits of small polynomial landscapes against the engine's (the completeness che
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from collections import Counter
@@ -25,20 +24,10 @@ import critpoints
 from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
 from critpoints.landscape.points import describe_point
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_derivation(name: str):
-    """Import derivations/<name>.py (the folder is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "derivations" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-claims = load_derivation("claims")
-exact = load_derivation("exact_critical_points")
+# The derivations are a package at the repository root, not part of the installed critpoints.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from derivations import claims  # noqa: E402
+from derivations import exact_critical_points as exact  # noqa: E402
 
 
 def enumerate_points(setting: Setting, n_restarts: int, **options) -> critpoints.CriticalPointSet:

@@ -1,12 +1,8 @@
-"""Shared test helpers: import of the derivation scripts."""
+"""Shared test data: the loss families with their options."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,21 +16,3 @@ LOSS_FAMILIES = [
     ("ncl_predictor", {}),
     ("ncl_predictor", {"normalize": False}),
 ]
-DERIVATIONS = ROOT / "derivations"
-
-
-def load_derivation(name: str):
-    """Import derivations/<name>.py as a module (the folder is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, DERIVATIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def derivation():
-    """Fixture returning :func:`load_derivation`."""
-    return load_derivation

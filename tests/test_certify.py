@@ -355,13 +355,6 @@ def test_exact_view_law_matches_the_float_measure(options):
 # ------------------------------------------------------------------ interval models against the float kernels
 
 
-def test_generated_interval_kernels_contain_the_exact_values(derivation):
-    """The read-off formulas rebuild their sources; every emitted ball contains the sympy value."""
-    script = derivation("interval_kernels")
-    script.verify()
-    script.check_emitted(script.generate())
-
-
 MODEL_SETTINGS = {
     "closed_form spectral": dict(
         p=3, d=3, m=2, loss="spectral", dictionary=("random", 1), latent=("fixed_count", 2, 1)

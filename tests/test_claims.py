@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import load_derivation
 
 from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
 from critpoints.landscape.labels import label_point
 from critpoints.landscape.points import describe_point
 from critpoints.solver.restarts import InProcessExecutor
+from derivations import claims
 
-claims = load_derivation("claims")
 IN_PROCESS = InProcessExecutor()
 TAU = 0.95
 

@@ -19,7 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from critpoints.losses.closed_form import FAMILIES, ClosedFormEvaluator
+from critpoints.losses.closed_form import ClosedFormEvaluator, closed_form_families
+
+FAMILIES = closed_form_families()
 
 
 def psd_factor(C: np.ndarray) -> np.ndarray:

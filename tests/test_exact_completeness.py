@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import load_derivation
 
 import critpoints
 from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
 from critpoints.solver.restarts import InProcessExecutor
+from derivations import exact_critical_points as exact
 
-exact = load_derivation("exact_critical_points")
 IN_PROCESS = InProcessExecutor()
 
 #: Starts per setting: the unit-row ncl_squared landscape has 36 orbits, some with small basins.

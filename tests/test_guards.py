@@ -23,7 +23,7 @@ from critpoints.dynamics.descent import run_dynamics
 from critpoints.landscape.thresholds import threshold_ratio
 from critpoints.losses.measure import MeasureEvaluator
 from critpoints.losses.resources import GIB, check_resources, estimate_resources
-from critpoints.model.setting import MIN_TEMPERATURE
+from critpoints.model.families import MIN_TEMPERATURE
 from critpoints.solver.restarts import InProcessExecutor
 
 UNIT_ROUNDOFF = 2.0**-53

@@ -11,6 +11,7 @@ import sympy as sp
 
 import critpoints
 from critpoints import Setting, exact_view_measure, sample_views, view_moments
+from derivations import moments
 
 LATENTS = ["one_hot", ("one_hot", "positive"), ("fixed_count", 2, 1), ("fixed_count", 3, 0), ("bernoulli", 0.4)]
 AUGMENTATIONS = [("independent_mask", 0.0), ("independent_mask", 0.3), "complementary_mask"]
@@ -34,8 +35,7 @@ LATENT_SIZES = [
 
 
 @pytest.mark.parametrize("latent, d", LATENT_SIZES)
-def test_latent_moment_matches_derivation(derivation, latent, d):
-    moments = derivation("moments")
+def test_latent_moment_matches_derivation(latent, d):
     name = latent if isinstance(latent, str) else latent[0]
     obj = critpoints.model.latent.parse_latent(latent)
     diagonal, off_diagonal = moments.latent_moment_formulas()[name]
@@ -51,9 +51,8 @@ def test_latent_moment_matches_derivation(derivation, latent, d):
 
 
 @pytest.mark.parametrize("augmentation", AUGMENTATIONS[1:])
-def test_mask_moments_match_derivation(derivation, augmentation):
+def test_mask_moments_match_derivation(augmentation):
     """Each 2 x 2 principal block of the package's view moments equals the derived identity."""
-    moments = derivation("moments")
     identities = moments.mask_identities()
     obj = critpoints.model.augmentation.parse_augmentation(augmentation)
     kind = "independent" if obj.name == "independent_mask" else "complementary"

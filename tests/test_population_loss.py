@@ -29,7 +29,6 @@ from critpoints import (
     sample_views,
     view_moments,
 )
-from critpoints.landscape.labels import symrelu
 from critpoints.solver.restarts import InProcessExecutor
 
 pytestmark = pytest.mark.filterwarnings("ignore:Output seems independent of input")
@@ -176,6 +175,11 @@ def test_closed_form_equals_exact_enumeration(loss_name, constraint):
         assert closed.value(theta) == pytest.approx(enumerated.value(theta), rel=1e-12, abs=1e-13)
         np.testing.assert_allclose(closed.gradient(theta), enumerated.gradient(theta), atol=1e-12)
         np.testing.assert_allclose(closed.hessian(theta), enumerated.hessian(theta), atol=1e-11)
+
+
+def symrelu(pre_activation: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Reference: sigma_b(t) = ReLU(t + b) - ReLU(-t + b), elementwise with b broadcast over the last axis."""
+    return np.maximum(pre_activation + bias, 0.0) - np.maximum(-pre_activation + bias, 0.0)
 
 
 def brute_force_value(setting: Setting, params: dict) -> float:

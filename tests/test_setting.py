@@ -144,7 +144,7 @@ INVALID = [
     ),
     (dict(bias=0.1), ValueError, r"bias applies only to encoder='symrelu'"),
     (dict(temperature=0.5), ValueError, r"temperature= applies only to loss='infonce', got loss='spectral'"),
-    (dict(loss="ncl_cosine", encoder="symrelu", tied="yes"), TypeError, r"tied must be True or False, got 'yes'"),
+    (dict(loss="ncl_cosine", encoder="symrelu", tied="yes"), TypeError, r"tied must be True or False, got tied='yes'"),
     (
         dict(loss="ncl_predictor", predictor_constraint="unit_columns"),
         ValueError,

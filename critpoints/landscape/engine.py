@@ -33,8 +33,8 @@ from critpoints.landscape.system import loss_system
 from critpoints.landscape.thresholds import warn_if_threshold_is_coarse
 from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.setting import Setting
-from critpoints.solver.newton import NewtonResult, Status
 from critpoints.solver.restarts import Interrupted, check_executor, solve_from_starts
+from critpoints.solver.types import NewtonResult, Status
 
 #: Saddle-free Newton descent steps for the starts that descend first.
 DESCENT_ITERATIONS = 50
@@ -148,7 +148,7 @@ def enumerate_critical_points(
     descent_fraction = check.real("descent_fraction", descent_fraction, low=0.0, high=1.0)
     tau_good, eigenvalue_tolerance, orbit_tolerance = thresholds(tau_good, eigenvalue_tolerance, orbit_tolerance)
     if certify:
-        from critpoints.certify.certificate import require_flint
+        from critpoints.certify.balls import require_flint
 
         require_flint()
     descending = dataclasses.replace(options, descent_iterations=options.descent_iterations or DESCENT_ITERATIONS)

@@ -19,6 +19,7 @@ from typing import cast
 
 import numpy as np
 
+from critpoints.losses.encoder import represent
 from critpoints.model.setting import Setting
 
 #: Default alignment threshold for "recovered" / "good".
@@ -59,19 +60,14 @@ class Label:
     nonsmooth: bool
 
 
-def symrelu(pre_activation: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """sigma_b(t) = ReLU(t + b) - ReLU(-t + b), elementwise with b broadcast over the last axis."""
-    return np.maximum(pre_activation + bias, 0.0) - np.maximum(-pre_activation + bias, 0.0)
-
-
 def encode(setting: Setting, params: dict[str, np.ndarray], inputs: np.ndarray, branch: str = "W") -> np.ndarray:
-    """Representations f(x) (rows) of ``inputs`` (rows) under the online (W) or target (W_t) encoder."""
-    pre_activation = inputs @ params[branch].T
+    """Representations f(x) (rows) of ``inputs`` (rows) under the online (W) or target (W_t)
+    encoder (critpoints.losses.encoder, the evaluators' encoder)."""
     if setting.encoder == "linear":
-        return pre_activation
+        return represent(inputs, params[branch], None)
     bias_name = "b" if branch == "W" else "b_t"
     bias = params[bias_name] if setting.trainable_bias else cast(np.ndarray, setting.bias)
-    return symrelu(pre_activation, bias)
+    return represent(inputs, params[branch], bias)
 
 
 def data_inputs(setting: Setting) -> np.ndarray:

@@ -1,7 +1,7 @@
 """A setting's loss as the equations the solver solves, and the compiled driver bound to its kernels.
 
 :class:`LossSystem` adapts a :class:`~critpoints.losses.population_loss.PopulationLoss` to
-the solver's :class:`~critpoints.solver.newton.StationarySystem` protocol: the residual is
+the solver's :class:`~critpoints.solver.types.StationarySystem` protocol: the residual is
 the Riemannian gradient grad L (or the projected stop-gradient field P F of
 ``ncl_predictor``) and its Jacobian the Riemannian Hessian (or the field's covariant
 Jacobian). Where the loss has numba kernels (the closed-form losses without constraint),

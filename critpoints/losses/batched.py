@@ -1,40 +1,36 @@
 """Values and gradients of a setting's loss for many parameter vectors at once.
 
-The training dynamics (critpoints.dynamics.descent) runs gradient descent from hundreds of starts.
-The loss object (critpoints.losses.population_loss) evaluates one theta at a time, through the
-derivative tables that also give the Hessian; descent needs only first derivatives, and for
-R starts those are a handful of batched matrix products. This module computes them
-directly, for every loss of derivations/MODEL.md §4 over a finite measure (the exact view law of an
-``exact_enumeration`` setting, a fixed sample, or any minibatch), stacked over starts.
+The training dynamics (critpoints.dynamics.descent) runs gradient descent from hundreds of
+starts. The loss object (critpoints.losses.population_loss) evaluates one theta at a time,
+through the derivative tables that also give the Hessian; descent needs only first
+derivatives, which for R starts are a few batched products. This module computes them for
+every loss family over a finite measure (the exact view law of an ``exact_enumeration``
+setting, a fixed sample, or any minibatch), stacked over starts, from the same pieces as the
+loss object:
 
-Notation (one start; the arrays carry a leading axis of length R). The measure has pairs
-(x1_n, x2_n) with weights w_n, anchors x_a with weights wa_a and negatives x_j with weights
-wn_j. The encoder is f(x) = W x or the symmetric ReLU f_i(x) = ReLU(t_i + b_i) - ReLU(-t_i + b_i),
-t = W x, whose derivatives are
+* the encoder's pieces (critpoints.losses.encoder: the documented kink rule) on the distinct
+  views of the measure (critpoints.losses.measure.support), after one matrix product for
+  all starts;
+* the family's record (critpoints.model.families): its pair term is the generated pointwise
+  kernel phi(A, B, C) with its first derivatives (``<kernel>_table`` with N_FIRST_DERIVATIVES
+  columns), and the chain rule of derivations/pointwise_losses.md §3,
 
-    df_i/dt_i = a1 + a2,   df_i/db_i = a1 - a2,   a1 = [t_i + b_i >= 0],  a2 = [-t_i + b_i > 0]
+      d phi/dr = 2 phi_A r + phi_C c,   d phi/dc = 2 phi_B c + phi_C r;
 
-(and zero on a zero view), the conventions of critpoints.losses.measure. With
-u_n = f_o(x1_n), v_n = f_t(x2_n), c(u, v) = u.v / (|u||v|) (0 if either is 0) and
-dc/du = (v^ - c u^) / |u|:
-
-* ``ncl_cosine``:  L = 2 - 2 sum_n w_n c(u_n, v_n);
-* ``ncl_squared``: L = sum_n w_n |u_n - v_n|^2;
-* ``spectral``:    L = -2 sum_n w_n u_n.v_n + <A, B>_F, A = sum_a wa_a f_a f_a^T,
-  B = sum_j wn_j f_j f_j^T, so dL/df_a = 2 wa_a B f_a and dL/df_j = 2 wn_j A f_j;
-* ``infonce(tau)``: L = -(1/tau) sum_n w_n c(u_n, v_n) + sum_a wa_a log sum_j wn_j exp(C_aj / tau),
-  C_aj = c(f_a, f_j); with the softmax weights pi_aj = wn_j exp(C_aj/tau) / sum_k wn_k exp(C_ak/tau),
-  dL/dC_aj = wa_a pi_aj / tau;
-* ``ncl_predictor``: L_o = k - 2 sum_n w_n phi(P u_n, sg v_n), L_t = k - 2 sum_n w_n phi(sg u_n, P v_n),
-  phi = c (normalised, k = 2) or the inner product (k = 0). The stop-gradient field is
-  F = (dL_o/d theta_o, dL_t/d theta_t, dL_o/dP + dL_t/dP); the reported value is (L_o + L_t)/2.
+* its repulsion: the squared inner product through its moments, d<A, B>_F/df_a = 2 wa B f_a;
+  the log-sum-exp with psi_aj = exp(inv_tau cos_aj - s_a) (``exp_cosine``, shifted by the
+  largest exponent of the anchor: the shift cancels in every ratio), d/dcos_aj =
+  wa wn_j psi_aj inv_tau / Z_a, Z_a = sum_j wn_j psi_aj, and the generated cosine kernel's
+  first derivatives (the exponentials in one vectorised pass);
+* a predictor family's objectives L_o = c + s sum_n w_n phi(P u_n, sg v_n) and
+  L_t = c + s sum_n w_n phi(P v_n, sg u_n), u = f_o(x1), v = f_t(x2), whose stop-gradient
+  field is F = (dL_o/d theta_o, dL_t/d theta_t, dL_o/dP + dL_t/dP); the reported value is
+  (L_o + L_t)/2.
 
 The gradient is returned in two parts, ``online`` and ``target``, with online + target the
 full gradient (or field): for two-encoder losses the online part holds dL/d(W, b) (and dL_o/dP),
 the target part dL/d(W_t, b_t) (and dL_t/dP); the alternating schedule of the paper steps on
 one part at a time. For one-encoder losses the target part is zero.
-
-These are independent of the loss object's kernels; the tests check one against the other.
 """
 
 from __future__ import annotations
@@ -45,7 +41,11 @@ import numpy as np
 from numba import njit
 
 from critpoints.data.finite_measure import FiniteMeasure
-from critpoints.losses.measure import symrelu_piece
+from critpoints.losses._generated import pointwise_kernels as kernels
+from critpoints.losses._generated.pointwise_kernels import N_FIRST_DERIVATIVES, PHI, PHI_A, PHI_B, PHI_C
+from critpoints.losses.encoder import activate, pull_back
+from critpoints.losses.kernels import PairKernel
+from critpoints.losses.measure.support import Support, validated_measure
 from critpoints.losses.population_loss import PopulationLoss
 
 
@@ -56,7 +56,7 @@ class BatchedGradient(NamedTuple):
     ----------
     value : ndarray (R,)
     online, target : ndarray (R, n_params)
-        online + target is the Euclidean gradient (the stop-gradient field for ncl_predictor).
+        online + target is the Euclidean gradient (the stop-gradient field for a predictor family).
     """
 
     value: np.ndarray
@@ -69,26 +69,164 @@ class BatchedGradient(NamedTuple):
         return self.online + self.target
 
 
+# ---------------------------------------------------------------------------------------
+# Kernels over starts
+# ---------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def pair_invariants(rows_rep, cols_rep, rows, cols):
+    """A = |r|^2, B = |c|^2, C = r.c, 1/|r|, 1/|c| (0 for a zero representation) of every
+    coupling k of every start s, at index s K + k; r = rows_rep[s, rows[k]], c = cols_rep[s, cols[k]]."""
+    count, _, m = rows_rep.shape
+    n = rows.shape[0]
+    A, B, C = np.empty(count * n), np.empty(count * n), np.empty(count * n)
+    inverse_r, inverse_c = np.empty(count * n), np.empty(count * n)
+    for s in range(count):
+        for k in range(n):
+            r, c = rows_rep[s, rows[k]], cols_rep[s, cols[k]]
+            a = b = inner = 0.0
+            for i in range(m):
+                a += r[i] * r[i]
+                b += c[i] * c[i]
+                inner += r[i] * c[i]
+            index = s * n + k
+            A[index], B[index], C[index] = a, b, inner
+            inverse_r[index] = 1.0 / np.sqrt(a) if a > 0.0 else 0.0
+            inverse_c[index] = 1.0 / np.sqrt(b) if b > 0.0 else 0.0
+    return A, B, C, inverse_r, inverse_c
+
+
+@njit(cache=True)
+def pair_gradients(table, weight, rows_rep, cols_rep, rows, cols, grad_rows, grad_cols):
+    """sum_k w_k phi_k per start, and the representation gradients of the couplings:
+    grad_rows[s, rows[k]] += w_k (2 phi_A r + phi_C c), grad_cols[s, cols[k]] += w_k (2 phi_B c + phi_C r)."""
+    count, _, m = rows_rep.shape
+    n = rows.shape[0]
+    values = np.zeros(count)
+    for s in range(count):
+        total = 0.0
+        for k in range(n):
+            d = table[s * n + k]
+            w = weight[k]
+            total += w * d[PHI]
+            r, c = rows_rep[s, rows[k]], cols_rep[s, cols[k]]
+            g_r, g_c = grad_rows[s, rows[k]], grad_cols[s, cols[k]]
+            along_r, along_c, cross = 2.0 * w * d[PHI_A], 2.0 * w * d[PHI_B], w * d[PHI_C]
+            for i in range(m):
+                g_r[i] += along_r * r[i] + cross * c[i]
+                g_c[i] += along_c * c[i] + cross * r[i]
+        values[s] = total
+    return values
+
+
+@njit(cache=True)
+def scatter_add(grad, views, term):
+    """grad[s, views[k]] += term[s, k] for every start s (``views`` holds no index twice)."""
+    count, n, m = term.shape
+    for s in range(count):
+        for k in range(n):
+            target, source = grad[s, views[k]], term[s, k]
+            for i in range(m):
+                target[i] += source[i]
+
+
+@njit(cache=True)
+def _squared_norm(x):
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += x[i] * x[i]
+    return total
+
+
+@njit(cache=True)
+def _inverse_norms(points):
+    """|x|^2 and 1/|x| (0 for x = 0) of the rows of ``points`` (N, m)."""
+    n = points.shape[0]
+    squared, inverse = np.empty(n), np.empty(n)
+    for k in range(n):
+        squared[k] = _squared_norm(points[k])
+        inverse[k] = 1.0 / np.sqrt(squared[k]) if squared[k] > 0.0 else 0.0
+    return squared, inverse
+
+
+@njit(cache=True)
+def log_sum_exp_exponents(anchors, negatives, inner, inv_tau, exponents):
+    """First pass of the log-sum-exp: the exponents inv_tau cos(f_a, f_j) of every (start,
+    anchor, negative), the cosine from the generated kernel, less the largest of their anchor
+    (written to ``exponents`` (R, K, J)); returns those shifts (R, K)."""
+    count, n_anchors, _ = anchors.shape
+    n_negatives = negatives.shape[1]
+    shifts = np.empty((count, n_anchors))
+    for s in range(count):
+        squared_a, inverse_a = _inverse_norms(anchors[s])
+        squared_j, inverse_j = _inverse_norms(negatives[s])
+        for a in range(n_anchors):
+            largest = -np.inf
+            for j in range(n_negatives):
+                d = kernels.cosine_first(
+                    squared_a[a], squared_j[j], inner[s, a, j], inverse_a[a], inverse_j[j], 0.0, 0.0
+                )
+                exponents[s, a, j] = inv_tau * d[PHI]
+                largest = max(largest, exponents[s, a, j])
+            for j in range(n_negatives):
+                exponents[s, a, j] -= largest
+            shifts[s, a] = largest
+    return shifts
+
+
+@njit(cache=True)
+def log_sum_exp_weights(anchors, negatives, inner, psi, shifts, inv_tau, anchor_weight, negative_weight):
+    """Second pass, from psi_aj = exp(inv_tau cos_aj - s_a): per start the value
+    sum_a wa (s_a + log Z_a), Z_a = sum_j wn_j psi_aj, and the weights of the gradient. With
+    c_aj = wa wn_j psi_aj inv_tau / Z_a (the derivative in cos_aj) and the generated cosine
+    kernel's first derivatives: ``cross`` = c_aj cos_C,aj (written over ``inner``),
+    ``along_a`` = sum_j c_aj cos_A,aj, ``along_j`` = sum_a c_aj cos_B,aj, so that
+    d/df_a = 2 along_a f_a + sum_j cross_aj f_j and d/df_j = 2 along_j f_j + sum_a cross_aj f_a."""
+    count, n_anchors, _ = anchors.shape
+    n_negatives = negatives.shape[1]
+    values = np.zeros(count)
+    along_a = np.zeros((count, n_anchors))
+    along_j = np.zeros((count, n_negatives))
+    for s in range(count):
+        squared_a, inverse_a = _inverse_norms(anchors[s])
+        squared_j, inverse_j = _inverse_norms(negatives[s])
+        for a in range(n_anchors):
+            partition = 0.0
+            for j in range(n_negatives):
+                partition += negative_weight[j] * psi[s, a, j]
+            values[s] += anchor_weight[a] * (shifts[s, a] + np.log(partition))
+            scale = anchor_weight[a] * inv_tau / partition
+            for j in range(n_negatives):
+                d = kernels.cosine_first(
+                    squared_a[a], squared_j[j], inner[s, a, j], inverse_a[a], inverse_j[j], 0.0, 0.0
+                )
+                coupling = scale * negative_weight[j] * psi[s, a, j]
+                inner[s, a, j] = coupling * d[PHI_C]
+                along_a[s, a] += coupling * d[PHI_A]
+                along_j[s, j] += coupling * d[PHI_B]
+    return values, along_a, along_j
+
+
+# ---------------------------------------------------------------------------------------
+# The evaluator
+# ---------------------------------------------------------------------------------------
+
+
 class _Encoded(NamedTuple):
     rep: np.ndarray  # (R, N, m)
-    slope: np.ndarray | None  # df/dt, (R, N, m); None for a linear encoder
-    bias_slope: np.ndarray | None  # df/db, (R, N, m); None unless symrelu
+    slope: np.ndarray  # df/dt, (R, N, m); empty for a linear encoder
+    bias_slope: np.ndarray  # df/db, (R, N, m); empty for a linear encoder
 
 
-def _safe_inverse_norm(rep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(|r|, 1/|r| with 1/0 := 0) over the last axis, kept as (..., 1)."""
-    norm = np.sqrt(np.sum(rep * rep, axis=-1, keepdims=True))
-    inverse = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
-    return norm, inverse
+_NO_BIAS = np.zeros((1, 0))
 
 
-def cosine_and_gradients(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """c(u, v) over the last axis and its gradients (v^ - c u^)/|u|, (u^ - c v^)/|v| (zero at 0)."""
-    _, inv_u = _safe_inverse_norm(u)
-    _, inv_v = _safe_inverse_norm(v)
-    u_hat, v_hat = u * inv_u, v * inv_v
-    cosine = np.sum(u_hat * v_hat, axis=-1, keepdims=True)
-    return cosine[..., 0], (v_hat - cosine * u_hat) * inv_u, (u_hat - cosine * v_hat) * inv_v
+class _ViewSet(NamedTuple):
+    """The distinct views one encoder sees (rows of ``points``), and which of them are zero."""
+
+    points: np.ndarray
+    zero: np.ndarray
 
 
 class BatchedLoss:
@@ -97,26 +235,20 @@ class BatchedLoss:
     Parameters
     ----------
     loss : PopulationLoss
-        Supplies the setting (family, encoder, bias, tied, temperature, normalisation) and
-        the parameter layout.
+        Supplies the setting (family, encoder, bias, options) and the parameter layout.
     measure : FiniteMeasure, optional
         The measure to sum over; default the loss's own (its exact view law or fixed sample).
         Any other finite measure — a minibatch, a larger sample — gives the loss of that
         measure with the same parameters.
-    compiled : bool, optional
-        Evaluate with the compiled per-start kernels (fast for small supports and few
-        neurons) or with batched array operations (fast for large samples, through BLAS).
-        Default: compiled when N m p <= ``COMPILED_WORK_LIMIT`` (N the largest point set).
 
     Raises
     ------
     ValueError
-        If no measure is given and the loss has none (a closed-form setting).
+        If no measure is given and the loss has none (a closed-form setting), or the
+        measure is not a valid finite measure.
     """
 
-    def __init__(
-        self, loss: PopulationLoss, measure: FiniteMeasure | None = None, compiled: bool | None = None
-    ) -> None:
+    def __init__(self, loss: PopulationLoss, measure: FiniteMeasure | None = None) -> None:
         setting = loss.setting
         measure = loss.measure if measure is None else measure
         if measure is None:
@@ -124,42 +256,55 @@ class BatchedLoss:
                 f"the setting's expectation is {loss.expectation}, with no finite measure; "
                 "pass measure= (e.g. critpoints.sample_view_measure(setting, n, seed))"
             )
+        measure, _ = validated_measure(measure)
+        family = setting.loss.family
         self.loss = loss
         self.layout = loss.layout
-        self.family = setting.loss.name
+        self.empirical = bool(measure.empirical)
         self.symrelu = setting.encoder == "symrelu"
         self.trainable_bias = setting.trainable_bias
         m = setting.m
-        self.fixed_bias: np.ndarray | None
-        if self.symrelu and not self.trainable_bias:
-            bias = np.zeros(m) if setting.bias is None else np.asarray(setting.bias, dtype=float)
-            self.fixed_bias = np.broadcast_to(bias, (m,)).copy()
-        else:
-            self.fixed_bias = None
+        self.fixed_bias = (
+            np.broadcast_to(np.asarray(setting.bias, dtype=float), (m,)).copy()
+            if self.symrelu and not self.trainable_bias
+            else None
+        )
+        self._fixed_row = None if self.fixed_bias is None else self.fixed_bias[None, :].copy()
         self.two_blocks = "W_t" in self.layout.shapes
-        self.temperature = float(setting.loss.temperature or 1.0)
-        self.normalize = bool(setting.loss.normalize) if setting.loss.normalize is not None else True
-        self.x1, self.w, self.x2 = self._positive(measure.x1, measure.pair_weight, measure.x2)
-        self.anchor, self.wa, _ = self._positive(measure.anchor, measure.anchor_weight)
-        self.negative, self.wn, _ = self._positive(measure.negative, measure.negative_weight)
-        self.empirical = bool(measure.empirical)
+        self.is_field = family.field
+        temperature = setting.loss.temperature
+        self._pair = PairKernel.of(family.pair_term(setting.loss.normalize), temperature)
+        self._repulsion = family.repulsion
+        repulsions = {"squared_inner_product": self._squared_inner_product, "log_sum_exp": self._log_sum_exp}
+        self._repulsion_term = repulsions.get(self._repulsion)
+        self._inv_tau = 1.0 / temperature if temperature is not None else 1.0
         self._slices = {name: self.layout.slice(name) for name in self.layout.shapes}
-        self._nonzero = {}
-        for points in (self.x1, self.x2, self.anchor, self.negative):
-            self._nonzero[id(points)] = np.any(points != 0.0, axis=1)[None, :, None]
-        m, p = self.layout.shapes["W"]
-        work = max(len(self.x1), len(self.anchor), len(self.negative)) * m * p
-        if self.family == "infonce":
-            work = max(work, len(self.anchor) * len(self.negative) * m)
-        self.compiled = work <= COMPILED_WORK_LIMIT if compiled is None else bool(compiled)
+
+        support = Support.from_measure(measure, trainable_bias=False)
+        pairs = support.pairs
+        self._pair_weight = np.ascontiguousarray(self._pair.scale * pairs.weight)
+        self._anchor_weight, self._negative_weight = support.anchor_weight, support.negative_weight
+        views = support.views
+        if self.two_blocks:
+            # encoder 0 sees x1 (and the anchors and negatives of a repulsion), encoder 1 sees x2
+            used = [support.first] + ([support.anchor, support.negative] if self._repulsion != "none" else [])
+            online_views = np.unique(np.concatenate(used))
+            where = np.full(len(views), -1, dtype=np.int64)
+            where[online_views] = np.arange(len(online_views))
+            self._rows = where[support.first][pairs.rows]
+            self._cols = pairs.cols.astype(np.int64)
+            self._anchor, self._negative = where[support.anchor], where[support.negative]
+            self._sets = [self._view_set(views[online_views]), self._view_set(views[support.second])]
+        else:
+            self._rows = support.first[pairs.rows].astype(np.int64)
+            self._cols = support.second[pairs.cols].astype(np.int64)
+            self._anchor, self._negative = support.anchor.astype(np.int64), support.negative.astype(np.int64)
+            self._sets = [self._view_set(views)]
 
     @staticmethod
-    def _positive(points, weight, partner=None):
-        weight = np.asarray(weight, dtype=float)
-        keep = weight > 0
-        points = np.ascontiguousarray(np.asarray(points, dtype=float)[keep])
-        other = None if partner is None else np.ascontiguousarray(np.asarray(partner, dtype=float)[keep])
-        return points, np.ascontiguousarray(weight[keep]), other
+    def _view_set(points: np.ndarray) -> _ViewSet:
+        points = np.ascontiguousarray(points)
+        return _ViewSet(points, ~np.any(points != 0.0, axis=1))
 
     # -- parameters -----------------------------------------------------------------
 
@@ -171,59 +316,40 @@ class BatchedLoss:
             for name, shape in self.layout.shapes.items()
         }
 
-    def _bias(self, blocks: dict, name: str, count: int) -> np.ndarray | None:
+    def _bias(self, blocks: dict, name: str) -> np.ndarray:
+        """The bias of every start (R, m), or the fixed one (1, m); empty for a linear encoder."""
         if not self.symrelu:
-            return None
+            return _NO_BIAS
         if self.trainable_bias:
-            return blocks[name]
-        assert self.fixed_bias is not None  # a fixed symrelu bias
-        return np.broadcast_to(self.fixed_bias, (count, self.fixed_bias.shape[0]))
+            return np.ascontiguousarray(blocks[name])
+        assert self._fixed_row is not None  # set for a fixed symrelu bias
+        return self._fixed_row
 
     # -- the encoder ----------------------------------------------------------------
 
-    def _encode(self, points: np.ndarray, weights: np.ndarray, bias: np.ndarray | None) -> _Encoded:
+    def _encode(self, views: _ViewSet, weights: np.ndarray, bias: np.ndarray) -> _Encoded:
         count, m, p = weights.shape
-        # one matrix product for all starts: (N, p) @ (p, R m) -> (R, N, m)
-        pre = (points @ weights.reshape(count * m, p).T).reshape(points.shape[0], count, m).transpose(1, 0, 2)
-        if not self.symrelu:
-            return _Encoded(pre, None, None)
-        assert bias is not None  # every symrelu encoder has one
-        up = pre + bias[:, None, :]
-        down = bias[:, None, :] - pre
-        rep = np.maximum(up, 0.0) - np.maximum(down, 0.0)  # zero on a zero view whatever b is
-        a1 = up >= 0.0
-        a2 = down > 0.0
-        # on a zero view the weight slope multiplies x = 0; only the bias slope needs the mask
-        nonzero = self._nonzero.get(id(points))
-        if nonzero is None:
-            nonzero = np.any(points != 0.0, axis=1)[None, :, None]
-        bias_slope = np.subtract(a1, a2, dtype=float)
-        bias_slope *= nonzero
-        return _Encoded(rep, np.add(a1, a2, dtype=float), bias_slope)
+        # one matrix product for all starts: (N, p) @ (p, R m) -> (N, R m)
+        pre = views.points @ weights.reshape(count * m, p).T
+        return _Encoded(*activate(pre, count, bias, views.zero, self.symrelu))
 
-    @staticmethod
-    def _backward(grad_rep: np.ndarray, points: np.ndarray, encoded: _Encoded) -> tuple[np.ndarray, np.ndarray | None]:
-        """dL/dW (R, m, p) and dL/db (R, m) from dL/df (R, N, m)."""
-        grad_pre = grad_rep if encoded.slope is None else grad_rep * encoded.slope
-        count, size, m = grad_pre.shape
+    def _backward(self, grad_rep: np.ndarray, views: _ViewSet, encoded: _Encoded, out: np.ndarray, suffix: str) -> None:
+        """Add dL/dW (R, m, p) and dL/db (R, m) from dL/df (R, N, m) to the blocks W+suffix, b+suffix of out."""
+        count = grad_rep.shape[0]
+        grad_pre, grad_bias = pull_back(grad_rep, encoded.slope, encoded.bias_slope, self.symrelu)
         # one matrix product for all starts: (R m, N) @ (N, p) -> (R, m, p)
-        stacked = grad_pre.transpose(0, 2, 1).reshape(count * m, size)
-        grad_weights = (stacked @ points).reshape(count, m, points.shape[1])
-        grad_bias = None if encoded.bias_slope is None else np.sum(grad_rep * encoded.bias_slope, axis=1)
-        return grad_weights, grad_bias
-
-    def _add(self, out: np.ndarray, name: str, block: np.ndarray | None) -> None:
-        if block is not None and name in self._slices:
-            out[:, self._slices[name]] += block.reshape(out.shape[0], -1)
+        out[:, self._slices["W" + suffix]] += (grad_pre @ views.points).reshape(count, -1)
+        if self.trainable_bias:
+            out[:, self._slices["b" + suffix]] += grad_bias
 
     # -- evaluation -----------------------------------------------------------------
 
     def value(self, thetas: np.ndarray) -> np.ndarray:
-        """L for each row of ``thetas`` (for ncl_predictor the symmetric loss (L_o + L_t)/2)."""
+        """L for each row of ``thetas`` (for a predictor family the symmetric loss (L_o + L_t)/2)."""
         return self.evaluate(thetas).value
 
     def gradient(self, thetas: np.ndarray) -> np.ndarray:
-        """The Euclidean gradient (the stop-gradient field for ncl_predictor), rows of (R, n)."""
+        """The Euclidean gradient (the stop-gradient field for a predictor family), rows of (R, n)."""
         return self.evaluate(thetas).full
 
     def evaluate(self, thetas: np.ndarray) -> BatchedGradient:
@@ -238,152 +364,83 @@ class BatchedLoss:
         BatchedGradient
         """
         thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
-        if thetas.shape[1] != self.layout.size:
+        if thetas.ndim != 2 or thetas.shape[1] != self.layout.size:
             raise ValueError(f"thetas must have {self.layout.size} columns, got shape {thetas.shape}")
-        if self.compiled:
-            return self._evaluate_compiled(thetas)
-        return self._evaluate_arrays(thetas)
-
-    def _evaluate_compiled(self, thetas: np.ndarray) -> BatchedGradient:
-        offset = lambda name: self._slices[name].start if name in self._slices else -1  # noqa: E731
-        m, p = self.layout.shapes["W"]
-        fixed = self.fixed_bias if self.fixed_bias is not None else np.zeros(m)
-        nz = lambda points: self._nonzero[id(points)].ravel()  # noqa: E731
-        values, online, target = _k_evaluate(
-            np.ascontiguousarray(thetas),
-            _FAMILY_CODES[self.family],
-            self.symrelu,
-            self.trainable_bias,
-            fixed,
-            self.two_blocks,
-            self.temperature,
-            self.normalize,
-            self.x1,
-            self.x2,
-            self.w,
-            nz(self.x1),
-            nz(self.x2),
-            self.anchor,
-            self.wa,
-            nz(self.anchor),
-            self.negative,
-            self.wn,
-            nz(self.negative),
-            m,
-            p,
-            offset("W"),
-            offset("W_t"),
-            offset("b"),
-            offset("b_t"),
-            offset("P"),
-        )
-        return BatchedGradient(values, online, target)
-
-    def _evaluate_arrays(self, thetas: np.ndarray) -> BatchedGradient:
-        count = thetas.shape[0]
         blocks = self.blocks(thetas)
         online = np.zeros_like(thetas)
-        target = np.zeros_like(thetas)
-        W = blocks["W"]
-        b = self._bias(blocks, "b", count)
+        target = np.zeros_like(thetas) if self.two_blocks else online
+        encoders = [(blocks["W"], self._bias(blocks, "b"), online, "")]
         if self.two_blocks:
-            W_t, b_t = blocks["W_t"], self._bias(blocks, "b_t", count)
+            encoders.append((blocks["W_t"], self._bias(blocks, "b_t"), target, "_t"))
+        encoded = [self._encode(self._sets[e], W, b) for e, (W, b, _, _) in enumerate(encoders)]
+        grads = [np.zeros_like(e.rep) for e in encoded]
+        cols = len(encoded) - 1
+        if self.is_field:
+            value = self._objectives(blocks["P"], encoded, grads, online, target)
         else:
-            W_t, b_t = W, b
-        first = self._encode(self.x1, W, b)
-        second = self._encode(self.x2, W_t, b_t)
-        weight = self.w[None, :, None]
-        u, v = first.rep, second.rep
-        second_out, second_prefix = (target, "_t") if self.two_blocks else (online, "")
+            value = self._pair.constant + self._pair_term(encoded[0].rep, encoded[cols].rep, grads[0], grads[cols])
+            if self._repulsion_term is not None:
+                value = value + self._repulsion_term(encoded[0].rep, grads[0])
+        for (_, _, out, suffix), views, enc, grad in zip(encoders, self._sets, encoded, grads):
+            self._backward(grad, views, enc, out, suffix)
+        return BatchedGradient(value, online, target if self.two_blocks else np.zeros_like(online))
 
-        if self.family == "ncl_predictor":
-            value = self._predictor(blocks["P"], first, second, online, target)
-        else:
-            if self.family == "ncl_cosine":
-                cosine, grad_u, grad_v = cosine_and_gradients(u, v)
-                value = 2.0 - 2.0 * np.sum(self.w * cosine, axis=1)
-                grad_u, grad_v = -2.0 * weight * grad_u, -2.0 * weight * grad_v
-            elif self.family == "ncl_squared":
-                diff = u - v
-                value = np.sum(self.w * np.sum(diff * diff, axis=2), axis=1)
-                grad_u = 2.0 * weight * diff
-                grad_v = -grad_u
-            elif self.family == "spectral":
-                value = -2.0 * np.sum(self.w * np.sum(u * v, axis=2), axis=1)
-                grad_u, grad_v = -2.0 * weight * v, -2.0 * weight * u
-                value = value + self._spectral_repulsion(W, b, online)
-            else:  # infonce
-                cosine, grad_u, grad_v = cosine_and_gradients(u, v)
-                scale = weight / self.temperature
-                value = -np.sum(self.w * cosine, axis=1) / self.temperature
-                grad_u, grad_v = -scale * grad_u, -scale * grad_v
-                value = value + self._infonce_repulsion(W, b, online)
-            grad_w, grad_b = self._backward(grad_u, self.x1, first)
-            self._add(online, "W", grad_w)
-            self._add(online, "b", grad_b)
-            grad_w, grad_b = self._backward(grad_v, self.x2, second)
-            self._add(second_out, "W" + second_prefix, grad_w)
-            self._add(second_out, "b" + second_prefix, grad_b)
-        return BatchedGradient(value, online, target)
+    def _pair_term(self, rows_rep, cols_rep, grad_rows, grad_cols, rows=None, cols=None) -> np.ndarray:
+        """sum_n w_n scale phi(r_n, c_n) per start; the representation gradients added in place."""
+        rows = self._rows if rows is None else rows
+        cols = self._cols if cols is None else cols
+        A, B, C, inverse_r, inverse_c = pair_invariants(rows_rep, cols_rep, rows, cols)
+        table = np.empty((len(A), N_FIRST_DERIVATIVES))
+        self._pair.table(A, B, C, inverse_r, inverse_c, self._pair.inv_tau, np.zeros(len(A)), table)
+        return pair_gradients(table, self._pair_weight, rows_rep, cols_rep, rows, cols, grad_rows, grad_cols)
 
-    def _spectral_repulsion(self, W: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-        anchor = self._encode(self.anchor, W, b)
-        negative = self._encode(self.negative, W, b)
-        fa, fj = anchor.rep, negative.rep
-        first_moment = np.matmul((fa * self.wa[None, :, None]).transpose(0, 2, 1), fa)  # A (R, m, m)
-        second_moment = np.matmul((fj * self.wn[None, :, None]).transpose(0, 2, 1), fj)  # B
-        value = np.sum(first_moment * second_moment, axis=(1, 2))
-        grad_a = 2.0 * self.wa[None, :, None] * np.matmul(fa, second_moment)
-        grad_j = 2.0 * self.wn[None, :, None] * np.matmul(fj, first_moment)
-        for grad, points, encoded in ((grad_a, self.anchor, anchor), (grad_j, self.negative, negative)):
-            grad_w, grad_b = self._backward(grad, points, encoded)
-            self._add(out, "W", grad_w)
-            self._add(out, "b", grad_b)
-        return value
+    def _squared_inner_product(self, rep: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """<A, B>_F, A = sum_a wa f_a f_a^T, B = sum_j wn f_j f_j^T; d/df_a = 2 wa B f_a, d/df_j = 2 wn A f_j."""
+        fa, fj = rep[:, self._anchor], rep[:, self._negative]
+        wa, wn = self._anchor_weight[None, :, None], self._negative_weight[None, :, None]
+        first_moment = np.matmul((fa * wa).transpose(0, 2, 1), fa)
+        second_moment = np.matmul((fj * wn).transpose(0, 2, 1), fj)
+        scatter_add(grad, self._anchor, 2.0 * wa * np.matmul(fa, second_moment))
+        scatter_add(grad, self._negative, 2.0 * wn * np.matmul(fj, first_moment))
+        return np.sum(first_moment * second_moment, axis=(1, 2))
 
-    def _infonce_repulsion(self, W: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-        anchor = self._encode(self.anchor, W, b)
-        negative = self._encode(self.negative, W, b)
-        _, inv_a = _safe_inverse_norm(anchor.rep)
-        _, inv_j = _safe_inverse_norm(negative.rep)
-        hat_a, hat_j = anchor.rep * inv_a, negative.rep * inv_j
-        logits = np.matmul(hat_a, hat_j.transpose(0, 2, 1)) / self.temperature  # (R, K, J)
-        shift = logits.max(axis=2, keepdims=True)
-        scaled = self.wn[None, None, :] * np.exp(logits - shift)
-        partition = scaled.sum(axis=2, keepdims=True)
-        value = np.sum(self.wa * (shift[..., 0] + np.log(partition[..., 0])), axis=1)
-        coupling = self.wa[None, :, None] * (scaled / partition) / self.temperature  # dL/dC
-        grad_hat_a = np.matmul(coupling, hat_j)
-        grad_hat_j = np.matmul(coupling.transpose(0, 2, 1), hat_a)
-        grad_a = (grad_hat_a - np.sum(grad_hat_a * hat_a, axis=2, keepdims=True) * hat_a) * inv_a
-        grad_j = (grad_hat_j - np.sum(grad_hat_j * hat_j, axis=2, keepdims=True) * hat_j) * inv_j
-        for grad, points, encoded in ((grad_a, self.anchor, anchor), (grad_j, self.negative, negative)):
-            grad_w, grad_b = self._backward(grad, points, encoded)
-            self._add(out, "W", grad_w)
-            self._add(out, "b", grad_b)
-        return value
+    def _log_sum_exp(self, rep: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """sum_a wa log sum_j wn_j exp(cos(f_a, f_j)/tau): the cosines and their derivatives from
+        the generated kernel, the exponentials in one vectorised pass (exp_cosine of
+        derivations/pointwise_losses.py is exp(inv_tau cosine - shift); its derivatives are
+        psi inv_tau times the cosine's)."""
+        fa, fj = np.ascontiguousarray(rep[:, self._anchor]), np.ascontiguousarray(rep[:, self._negative])
+        inner = np.matmul(fa, fj.transpose(0, 2, 1))
+        psi = np.empty_like(inner)
+        shifts = log_sum_exp_exponents(fa, fj, inner, self._inv_tau, psi)
+        np.exp(psi, out=psi)
+        values, along_a, along_j = log_sum_exp_weights(
+            fa, fj, inner, psi, shifts, self._inv_tau, self._anchor_weight, self._negative_weight
+        )
+        cross = inner  # log_sum_exp_weights wrote the cross weights over the inner products
+        scatter_add(grad, self._anchor, 2.0 * along_a[..., None] * fa + np.matmul(cross, fj))
+        scatter_add(grad, self._negative, 2.0 * along_j[..., None] * fj + np.matmul(cross.transpose(0, 2, 1), fa))
+        return values
 
-    def _predictor(
-        self, P: np.ndarray, first: _Encoded, second: _Encoded, online: np.ndarray, target: np.ndarray
-    ) -> np.ndarray:
-        weight = self.w[None, :, None]
-        constant = 2.0 if self.normalize else 0.0
+    def _objectives(self, P, encoded, grads, online, target) -> np.ndarray:
+        """(L_o + L_t)/2 of a predictor family; dL_o/d(W, b, P) into online, dL_t/d(W_t, b_t, P) into target."""
+        transposed = np.ascontiguousarray(P.transpose(0, 2, 1))
+        last = len(encoded) - 1
         values = []
-        for own, other, points, out, suffix in (
-            (first, second, self.x1, online, ""),
-            (second, first, self.x2, target, "_t"),
+        for own, other, rows, cols, out in (
+            (0, last, self._rows, self._cols, online),
+            (last, 0, self._cols, self._rows, target),
         ):
-            predicted = np.matmul(own.rep, P.transpose(0, 2, 1))
-            if self.normalize:
-                phi, grad_predicted, _ = cosine_and_gradients(predicted, other.rep)
-            else:
-                phi, grad_predicted = np.sum(predicted * other.rep, axis=2), other.rep
-            values.append(constant - 2.0 * np.sum(self.w * phi, axis=1))
-            grad_predicted = -2.0 * weight * grad_predicted
-            grad_w, grad_b = self._backward(np.matmul(grad_predicted, P), points, own)
-            self._add(out, "W" + suffix, grad_w)
-            self._add(out, "b" + suffix, grad_b)
-            self._add(out, "P", np.matmul(grad_predicted.transpose(0, 2, 1), own.rep))
+            predicted = np.matmul(encoded[own].rep, transposed)
+            grad_predicted = np.zeros_like(predicted)
+            sink = np.zeros_like(encoded[other].rep)  # the stop-gradient: no derivative through v
+            values.append(
+                self._pair.constant + self._pair_term(predicted, encoded[other].rep, grad_predicted, sink, rows, cols)
+            )
+            grads[own] += np.matmul(grad_predicted, P)
+            out[:, self._slices["P"]] += np.matmul(grad_predicted.transpose(0, 2, 1), encoded[own].rep).reshape(
+                len(P), -1
+            )
         return 0.5 * (values[0] + values[1])
 
 
@@ -424,255 +481,3 @@ class BatchedSpheres:
             v = vectors[:, index]
             vectors[:, index] = v - np.sum(x * v, axis=-1, keepdims=True) * x
         return vectors
-
-
-# ---------------------------------------------------------------------------------------
-# Compiled kernels for small problems
-# ---------------------------------------------------------------------------------------
-#
-# For the exact view laws of small settings (tens to hundreds of support points, a few
-# neurons) the array version above is dominated by the fixed cost of each NumPy call. The
-# kernels below compute the same quantities one start at a time in compiled loops; the tests
-# check them against the array version and against the loss object. Family codes:
-# 0 spectral, 1 infonce, 2 ncl_squared, 3 ncl_cosine, 4 ncl_predictor.
-
-
-_FAMILY_CODES = {"spectral": 0, "infonce": 1, "ncl_squared": 2, "ncl_cosine": 3, "ncl_predictor": 4}
-
-#: Problems with at most this many multiply-adds per encoder pass (N m p) use the compiled kernels.
-COMPILED_WORK_LIMIT = 200_000
-
-
-@njit(cache=True)
-def _k_encode(points, nonzero, W, b, symrelu):
-    count, p = points.shape
-    m = W.shape[0]
-    rep = np.empty((count, m))
-    slope = np.empty((count, m))
-    bias_slope = np.zeros((count, m))
-    for n in range(count):
-        for i in range(m):
-            t = 0.0
-            for a in range(p):
-                t += W[i, a] * points[n, a]
-            if symrelu:
-                rep[n, i], slope[n, i], bias_slope[n, i] = symrelu_piece(t, b[i], not nonzero[n])
-            else:
-                rep[n, i] = t
-                slope[n, i] = 1.0
-    return rep, slope, bias_slope
-
-
-@njit(cache=True)
-def _k_backward(grad, points, slope, bias_slope, out, w_offset, b_offset):
-    """out[W block] += (grad * slope)^T points, out[b block] += sum grad * bias_slope."""
-    count, m = grad.shape
-    p = points.shape[1]
-    for n in range(count):
-        for i in range(m):
-            g = grad[n, i]
-            if g == 0.0:
-                continue
-            gs = g * slope[n, i]
-            if gs != 0.0:
-                base = w_offset + i * p
-                for a in range(p):
-                    out[base + a] += gs * points[n, a]
-            if b_offset >= 0:
-                out[b_offset + i] += g * bias_slope[n, i]
-
-
-@njit(cache=True)
-def _k_norms(rep):
-    count, m = rep.shape
-    inverse = np.zeros(count)
-    for n in range(count):
-        s = 0.0
-        for i in range(m):
-            s += rep[n, i] * rep[n, i]
-        if s > 0.0:
-            inverse[n] = 1.0 / np.sqrt(s)
-    return inverse
-
-
-@njit(cache=True)
-def _k_through_normalisation(grad_unit, unit, inverse_norm):
-    """dL/df_n from dL/dh_n for h_n = f_n / |f_n| (rows): (g_n - (g_n . h_n) h_n) / |f_n|."""
-    count, m = unit.shape
-    out = np.empty((count, m))
-    for n in range(count):
-        dot = 0.0
-        for i in range(m):
-            dot += grad_unit[n, i] * unit[n, i]
-        for i in range(m):
-            out[n, i] = (grad_unit[n, i] - dot * unit[n, i]) * inverse_norm[n]
-    return out
-
-
-@njit(cache=True)
-def _k_cosine_pairs(u, v, weight, scale, grad_u, grad_v):
-    """sum_n w_n c(u_n, v_n); adds scale * w_n dc/du_n to grad_u and scale * w_n dc/dv_n to grad_v."""
-    count, m = u.shape
-    iu = _k_norms(u)
-    iv = _k_norms(v)
-    total = 0.0
-    for n in range(count):
-        if iu[n] == 0.0 or iv[n] == 0.0:
-            continue
-        c = 0.0
-        for i in range(m):
-            c += u[n, i] * v[n, i]
-        c *= iu[n] * iv[n]
-        total += weight[n] * c
-        f = scale * weight[n]
-        for i in range(m):
-            uh = u[n, i] * iu[n]
-            vh = v[n, i] * iv[n]
-            grad_u[n, i] += f * (vh - c * uh) * iu[n]
-            grad_v[n, i] += f * (uh - c * vh) * iv[n]
-    return total
-
-
-@njit(cache=True)
-def _k_evaluate(
-    thetas,
-    family,
-    symrelu,
-    trainable,
-    fixed_bias,
-    two_blocks,
-    temperature,
-    normalize,
-    x1,
-    x2,
-    w,
-    nz1,
-    nz2,
-    anchor,
-    wa,
-    nza,
-    negative,
-    wn,
-    nzn,
-    m,
-    p,
-    off_w,
-    off_wt,
-    off_b,
-    off_bt,
-    off_p,
-):
-    count = thetas.shape[0]
-    values = np.zeros(count)
-    online = np.zeros_like(thetas)
-    target = np.zeros_like(thetas)
-    n_pairs = x1.shape[0]
-    for r in range(count):
-        theta = thetas[r]
-        W = theta[off_w : off_w + m * p].reshape((m, p)).copy()
-        b = theta[off_b : off_b + m].copy() if trainable else fixed_bias.copy()
-        if two_blocks:
-            W_t = theta[off_wt : off_wt + m * p].reshape((m, p)).copy()
-            b_t = theta[off_bt : off_bt + m].copy() if trainable else fixed_bias.copy()
-        else:
-            W_t = W
-            b_t = b
-        u, su, sbu = _k_encode(x1, nz1, W, b, symrelu)
-        v, sv, sbv = _k_encode(x2, nz2, W_t, b_t, symrelu)
-        grad_u = np.zeros((n_pairs, m))
-        grad_v = np.zeros((n_pairs, m))
-        b_on = off_b if trainable else -1
-        b_tg = off_bt if trainable else -1
-        out_second = target if two_blocks else online
-        w_second = off_wt if two_blocks else off_w
-        b_second = b_tg if two_blocks else b_on
-        if family == 4:
-            P = theta[off_p : off_p + m * m].reshape((m, m)).copy()
-            constant = 2.0 if normalize else 0.0
-            value = 0.0
-            for side in range(2):
-                own = u if side == 0 else v
-                other = v if side == 0 else u
-                predicted = own @ P.T
-                grad_predicted = np.zeros((n_pairs, m))
-                if normalize:
-                    dummy = np.zeros((n_pairs, m))
-                    phi = _k_cosine_pairs(predicted, other, w, -2.0, grad_predicted, dummy)
-                else:
-                    phi = 0.0
-                    for n in range(n_pairs):
-                        for i in range(m):
-                            phi += w[n] * predicted[n, i] * other[n, i]
-                            grad_predicted[n, i] = -2.0 * w[n] * other[n, i]
-                value += 0.5 * (constant - 2.0 * phi)
-                grad_own = grad_predicted @ P
-                out = online if side == 0 else target
-                if side == 0:
-                    _k_backward(grad_own, x1, su, sbu, out[r], off_w, b_on)
-                else:
-                    _k_backward(grad_own, x2, sv, sbv, out[r], off_wt, b_tg)
-                grad_P = grad_predicted.T @ own
-                for i in range(m):
-                    for k in range(m):
-                        out[r, off_p + i * m + k] += grad_P[i, k]
-            values[r] = value
-            continue
-        if family == 3:
-            values[r] = 2.0 - 2.0 * _k_cosine_pairs(u, v, w, -2.0, grad_u, grad_v)
-        elif family == 2:
-            value = 0.0
-            for n in range(n_pairs):
-                for i in range(m):
-                    diff = u[n, i] - v[n, i]
-                    value += w[n] * diff * diff
-                    grad_u[n, i] = 2.0 * w[n] * diff
-                    grad_v[n, i] = -2.0 * w[n] * diff
-            values[r] = value
-        else:
-            if family == 0:
-                value = 0.0
-                for n in range(n_pairs):
-                    for i in range(m):
-                        value -= 2.0 * w[n] * u[n, i] * v[n, i]
-                        grad_u[n, i] = -2.0 * w[n] * v[n, i]
-                        grad_v[n, i] = -2.0 * w[n] * u[n, i]
-            else:
-                value = -_k_cosine_pairs(u, v, w, -1.0 / temperature, grad_u, grad_v) / temperature
-            fa, sa, sba = _k_encode(anchor, nza, W, b, symrelu)
-            fj, sj, sbj = _k_encode(negative, nzn, W, b, symrelu)
-            n_a, n_j = fa.shape[0], fj.shape[0]
-            if family == 0:
-                A = (fa * wa.reshape((n_a, 1))).T @ fa
-                B = (fj * wn.reshape((n_j, 1))).T @ fj
-                for i in range(m):
-                    for k in range(m):
-                        value += A[i, k] * B[i, k]
-                grad_a = 2.0 * wa.reshape((n_a, 1)) * (fa @ B)
-                grad_j = 2.0 * wn.reshape((n_j, 1)) * (fj @ A)
-            else:
-                ia = _k_norms(fa)
-                ij = _k_norms(fj)
-                ha = fa * ia.reshape((n_a, 1))
-                hj = fj * ij.reshape((n_j, 1))
-                logits = (ha @ hj.T) / temperature
-                coupling = np.zeros((n_a, n_j))
-                for a in range(n_a):
-                    shift = logits[a, 0]
-                    for j in range(n_j):
-                        if logits[a, j] > shift:
-                            shift = logits[a, j]
-                    partition = 0.0
-                    for j in range(n_j):
-                        coupling[a, j] = wn[j] * np.exp(logits[a, j] - shift)
-                        partition += coupling[a, j]
-                    value += wa[a] * (shift + np.log(partition))
-                    for j in range(n_j):
-                        coupling[a, j] *= wa[a] / (partition * temperature)
-                grad_a = _k_through_normalisation(coupling @ hj, ha, ia)
-                grad_j = _k_through_normalisation(coupling.T @ ha, hj, ij)
-            _k_backward(grad_a, anchor, sa, sba, online[r], off_w, b_on)
-            _k_backward(grad_j, negative, sj, sbj, online[r], off_w, b_on)
-            values[r] = value
-        _k_backward(grad_u, x1, su, sbu, online[r], off_w, b_on)
-        _k_backward(grad_v, x2, sv, sbv, out_second[r], w_second, b_second)
-    return values, online, target

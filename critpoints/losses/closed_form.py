@@ -25,21 +25,20 @@ numba kernels in :mod:`critpoints.losses._generated.closed_form_kernels`, genera
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from numbers import Integral
-from typing import Any
-
 import numpy as np
 from numba import njit
 
+from critpoints import _validation as check
 from critpoints.losses._generated import closed_form_kernels as _kernels
 from critpoints.losses.symmetries import rotation_generators
+from critpoints.model.families import family_names, loss_family
 
-FAMILIES: tuple[str, ...] = ("spectral", "ncl_squared")
-"""Loss families with a closed-form population loss for linear encoders."""
-
-_BLOCKS = {"spectral": 1, "ncl_squared": 2}
 _SYMMETRY_RTOL = 1e-8
+
+
+def closed_form_families() -> tuple[str, ...]:
+    """The registered loss families with a closed-form population loss for linear encoders."""
+    return tuple(name for name in family_names() if loss_family(name).closed_form)
 
 
 def _moment(name: str, value: object, *, symmetric: bool) -> np.ndarray:
@@ -48,14 +47,9 @@ def _moment(name: str, value: object, *, symmetric: bool) -> np.ndarray:
     Second moments of one vector (``symmetric=True``) must equal their transpose up to
     a relative tolerance; they are then symmetrised exactly, (C + C^T) / 2.
     """
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be a square array of real numbers, got {value!r}") from error
-    if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] == 0:
+    array = np.array(check.finite_array(name, value, ndim=2))
+    if array.shape[0] != array.shape[1] or array.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty square matrix, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must have finite entries (no NaN or inf)")
     if symmetric:
         scale = max(1.0, float(np.abs(array).max()))
         asymmetry = float(np.abs(array - array.T).max())
@@ -74,8 +68,9 @@ class ClosedFormEvaluator:
 
     Parameters
     ----------
-    family : {"spectral", "ncl_squared"}
-        ``spectral``: L(W) = -2 tr(W C12 W^T) + tr(W^T W C11 W^T W Cneg), the
+    family : str
+        A family with a closed form (:func:`closed_form_families`: ``spectral``,
+        ``ncl_squared``). ``spectral``: L(W) = -2 tr(W C12 W^T) + tr(W^T W C11 W^T W Cneg), the
         population value of -2 E[f(x1).f(x2)] + E[(f(x1).f(x'))^2] with x' independent
         of x1. ``ncl_squared``: L(W, W_t) = E||W x1 - W_t x2||^2 = tr(W C11 W^T)
         - 2 tr(W C12 W_t^T) + tr(W_t C22 W_t^T).
@@ -118,17 +113,6 @@ class ClosedFormEvaluator:
     """
 
     expectation: str = "closed_form"
-    family: str
-    m: int
-    p: int
-    n_params: int
-    C11: np.ndarray
-    C12: np.ndarray
-    C22: np.ndarray
-    Cneg: np.ndarray
-    _value: Callable[..., Any]
-    _gradient: Callable[..., Any]
-    _hessian: Callable[..., Any]
 
     def __init__(
         self,
@@ -139,12 +123,14 @@ class ClosedFormEvaluator:
         Cneg: np.ndarray,
         m: int,
     ) -> None:
-        if not isinstance(family, str) or family not in FAMILIES:
-            raise ValueError(f"unknown family {family!r}; known: {', '.join(map(repr, FAMILIES))}")
-        if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
-            raise ValueError(f"m must be an integer >= 1, got m={m!r}")
-        self.family = family
-        self.m = int(m)
+        self.family = check.choice("family", family, closed_form_families())
+        if family not in _kernels.FAMILIES:
+            raise ValueError(
+                f"family {family!r} has no generated closed-form kernels (derivations/closed_form_losses.py has "
+                f"{', '.join(map(repr, _kernels.FAMILIES))})"
+            )
+        self.m = check.integer("m", m, minimum=1)
+        self._blocks = loss_family(family).encoders
         self.C11 = _moment("C11", C11, symmetric=True)
         self.C12 = _moment("C12", C12, symmetric=False)
         self.C22 = _moment("C22", C22, symmetric=True)
@@ -153,7 +139,7 @@ class ClosedFormEvaluator:
         if len(set(shapes.values())) != 1:
             raise ValueError(f"the moments must share one shape (p, p), got {shapes}")
         self.p = int(self.C11.shape[0])
-        self.n_params = _BLOCKS[family] * self.m * self.p
+        self.n_params = self._blocks * self.m * self.p
         self._value = getattr(_kernels, f"{family}_value")
         self._gradient = getattr(_kernels, f"{family}_gradient")
         self._hessian = getattr(_kernels, f"{family}_hessian")
@@ -176,7 +162,7 @@ class ClosedFormEvaluator:
         """
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape != (self.n_params,):
-            count = _BLOCKS[self.family]
+            count = self._blocks
             layout = "m*p" if count == 1 else f"{count}*m*p"
             raise ValueError(
                 f"theta must be a flat vector of length {self.n_params} "
@@ -185,8 +171,7 @@ class ClosedFormEvaluator:
             )
         size = self.m * self.p
         return tuple(
-            np.ascontiguousarray(theta[k * size : (k + 1) * size].reshape(self.m, self.p))
-            for k in range(_BLOCKS[self.family])
+            np.ascontiguousarray(theta[k * size : (k + 1) * size].reshape(self.m, self.p)) for k in range(self._blocks)
         )
 
     def _args(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -240,9 +225,9 @@ class ClosedFormEvaluator:
 
     @property
     def flat_data(self) -> tuple:
-        """``((C11, C12, C22, Cneg), blocks)``: the data of :func:`flat_value`,
+        """``((C11, C12, C22, Cneg), family)``: the data of :func:`flat_value`,
         :func:`flat_gradient` and :func:`flat_hessian` for this evaluator."""
-        return (self.C11, self.C12, self.C22, self.Cneg), _BLOCKS[self.family]
+        return (self.C11, self.C12, self.C22, self.Cneg), _kernels.FAMILIES.index(self.family)
 
     def value_gradient_hessian(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """``(value(theta), gradient(theta), hessian(theta))`` with one validation of theta."""
@@ -253,49 +238,17 @@ class ClosedFormEvaluator:
 # ---------------------------------------------------------------------------- flat kernels
 #
 # The same losses as functions of the flat theta, for callers that stay compiled
-# (critpoints.solver.compiled). ``data = ((C11, C12, C22, Cneg), blocks)`` with ``blocks``
-# 1 for ``spectral`` (theta = vec(W)) and 2 for ``ncl_squared`` (theta = (vec(W), vec(W_t))).
+# (critpoints.solver.compiled): ``f(theta, data)`` with ``data = ((C11, C12, C22, Cneg), family)``,
+# ``family`` the index of the loss in the generated ``FAMILIES`` (:attr:`ClosedFormEvaluator.flat_data`).
 
-
-@njit(cache=True)
-def _flat_blocks(theta, p, blocks):
-    """(W, W_t) as (m, p) views of theta (W_t = W for one block); m = len(theta) / (blocks p)."""
-    m = theta.size // (blocks * p)
-    return theta[: m * p].reshape(m, p), theta[(blocks - 1) * m * p :].reshape(m, p)
-
-
-@njit(cache=True)
-def flat_value(theta, data):
-    """``L(theta)`` of the family given by ``data`` (see above)."""
-    (C11, C12, C22, Cneg), blocks = data
-    W, W_t = _flat_blocks(theta, C11.shape[0], blocks)
-    if blocks == 2:
-        return _kernels.ncl_squared_value(W, W_t, C11, C12, C22, Cneg)
-    return _kernels.spectral_value(W, C11, C12, C22, Cneg)
-
-
-@njit(cache=True)
-def flat_gradient(theta, data):
-    """``nabla L(theta)`` of the family given by ``data``."""
-    (C11, C12, C22, Cneg), blocks = data
-    W, W_t = _flat_blocks(theta, C11.shape[0], blocks)
-    if blocks == 2:
-        return _kernels.ncl_squared_gradient(W, W_t, C11, C12, C22, Cneg)
-    return _kernels.spectral_gradient(W, C11, C12, C22, Cneg)
-
-
-@njit(cache=True)
-def flat_hessian(theta, data):
-    """``nabla^2 L(theta)`` of the family given by ``data``."""
-    (C11, C12, C22, Cneg), blocks = data
-    W, W_t = _flat_blocks(theta, C11.shape[0], blocks)
-    if blocks == 2:
-        return _kernels.ncl_squared_hessian(W, W_t, C11, C12, C22, Cneg)
-    return _kernels.spectral_hessian(W, C11, C12, C22, Cneg)
+flat_value = _kernels.flat_value
+flat_gradient = _kernels.flat_gradient
+flat_hessian = _kernels.flat_hessian
 
 
 @njit(cache=True)
 def flat_rotation_generators(theta, data):
     """The generators of the losses' O(m) invariance (W -> Q W, W_t -> Q W_t) at theta."""
-    (C11, _, _, _), blocks = data
+    (C11, _, _, _), family = data
+    blocks = _kernels.BLOCKS[family]
     return rotation_generators(theta, theta.size // (blocks * C11.shape[0]), blocks)

@@ -210,7 +210,7 @@ def setting_symmetries(setting, layout: ParameterLayout) -> SymmetryGroup:
         branches.append(("W_t", "b_t") if setting.trainable_bias else ("W_t",))
     scalings = []
     # cosine losses are scale-invariant; the unnormalised predictor field is scale-equivariant
-    if loss.name in ("infonce", "ncl_cosine", "ncl_predictor") and scale_free and scalable_encoder:
+    if loss.family.scale_invariant and scale_free and scalable_encoder:
         scalings += branches
     if loss.is_field and not predictor_rows:
         scalings.append(("P",))

@@ -16,49 +16,43 @@ import numpy as np
 from critpoints import _validation as check
 from critpoints.model.augmentation import Augmentation, parse_augmentation
 from critpoints.model.dictionary import Dictionary, GivenDictionary, parse_dictionary
+from critpoints.model.families import OPTIONS, LossFamily, family_names, loss_family
 from critpoints.model.latent import Latent, parse_latent
 
 ENCODERS = ("linear", "symrelu")
 CONSTRAINTS = ("none", "unit_rows", "unit_columns")
-LOSSES = ("spectral", "infonce", "ncl_squared", "ncl_cosine", "ncl_predictor")
-CONTRASTIVE_LOSSES = ("spectral", "infonce")
-PREDICTOR_CONSTRAINTS = ("none", "unit_rows")
+PREDICTOR_CONSTRAINTS = OPTIONS["predictor_constraint"].choices
 EXPECTATIONS = ("auto", "closed_form", "exact_enumeration", "sample_average")
+
+#: The loss families registered when the package is imported (critpoints.model.families).
+LOSSES = family_names()
 
 #: Default largest number of (z, D1, D2) patterns an exact enumeration may visit.
 DEFAULT_MAX_SUPPORT_SIZE = 1_000_000
 
 #: Default InfoNCE temperature.
-DEFAULT_TEMPERATURE = 0.5
-
-#: Smallest InfoNCE temperature a setting accepts. The log-sum-exp is shifted by its largest
-#: exponent s = max_j cos_j / tau, but the shift and each exponent cos_j / tau are rounded
-#: in different orders of the same products and differ by up to 3.2 units of roundoff
-#: u = 2^-53 of 1/tau (measured over 60,000 random pairs), so every softmax weight, and with
-#: it the gradient of the log-sum-exp (of size ~1/tau), carries a relative error up to
-#: delta = 4u/tau. The stationarity test asks for ||grad L|| <= 1e-10 |L| with |L| ~ 1/tau,
-#: which rounding cannot meet once delta > 1e-10, at tau < 4u / 1e-10 = 4.4e-6; the bound
-#: rounds that up. (The arithmetic breaks down completely near tau = 4u/745 ~ 6e-19, where
-#: exp(-delta) underflows and the partition function is 0.)
-MIN_TEMPERATURE = 1e-5
+DEFAULT_TEMPERATURE = OPTIONS["temperature"].default
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A loss family of derivations/MODEL.md §4 with its parameters.
+    """A loss family of derivations/MODEL.md §4 (critpoints.model.families) with its options.
 
     Attributes
     ----------
     name : str
-        One of ``LOSSES``.
+        A registered family (:func:`~critpoints.model.families.family_names`).
     temperature : float or None
-        tau > 0 of ``infonce`` (None for other losses).
+        tau > 0 for the families that take it (``infonce``); None for the others.
     tied : bool or None
-        ``ncl_cosine`` only: one encoder for both views (SimSiam without predictor).
+        One encoder for both views (``ncl_cosine``: SimSiam without predictor).
     normalize : bool or None
-        ``ncl_predictor`` only: cosine (True) or raw inner products (False).
+        Cosine (True) or raw inner products (False), for ``ncl_predictor``.
     predictor_constraint : str or None
-        ``ncl_predictor`` only: ``"none"`` or ``"unit_rows"`` on P.
+        ``"none"`` or ``"unit_rows"`` on P, for ``ncl_predictor``.
+
+    An option the family does not take must be None; one it takes defaults to the value
+    in :data:`~critpoints.model.families.OPTIONS`.
     """
 
     name: str
@@ -68,64 +62,42 @@ class LossSpec:
     predictor_constraint: str | None = None
 
     def __post_init__(self) -> None:
-        check.choice("loss", self.name, LOSSES)
-        options = {
-            "temperature": ("infonce", self.temperature, DEFAULT_TEMPERATURE),
-            "tied": ("ncl_cosine", self.tied, False),
-            "normalize": ("ncl_predictor", self.normalize, True),
-            "predictor_constraint": ("ncl_predictor", self.predictor_constraint, "none"),
-        }
-        for option, (owner, value, default) in options.items():
-            if self.name != owner:
-                if value is not None:
-                    raise ValueError(
-                        f"{option}= applies only to loss={owner!r}, got loss={self.name!r}, {option}={value!r}"
-                    )
-                continue
-            if value is None:
-                object.__setattr__(self, option, default)
-        if self.name == "infonce":
-            temperature = check.real("temperature", self.temperature, low=0.0, low_open=True)
-            if temperature < MIN_TEMPERATURE:
+        family = loss_family(self.name)
+        for option in OPTIONS.values():
+            value = getattr(self, option.name)
+            if option.name in family.options:
+                object.__setattr__(self, option.name, option.validated(value))
+            elif value is not None:
+                takers = [name for name in family_names() if option.name in loss_family(name).options]
+                owners = " or ".join(f"loss={name!r}" for name in takers)
                 raise ValueError(
-                    f"temperature must be >= {MIN_TEMPERATURE:g} (below it rounding in the log-sum-exp exceeds the "
-                    f"accuracy the stationarity test needs; critpoints.model.setting.MIN_TEMPERATURE), "
-                    f"got temperature={temperature:g}"
+                    f"{option.name}= applies only to {owners}, got loss={self.name!r}, {option.name}={value!r}"
                 )
-            object.__setattr__(self, "temperature", temperature)
-        for flag in ("tied", "normalize"):
-            value = getattr(self, flag)
-            if value is not None and not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"{flag} must be True or False, got {value!r}")
-        if self.name == "ncl_predictor":
-            check.choice("predictor_constraint", self.predictor_constraint, PREDICTOR_CONSTRAINTS)
+
+    @property
+    def family(self) -> LossFamily:
+        """The registered record of this loss family."""
+        return loss_family(self.name)
 
     @property
     def contrastive(self) -> bool:
         """Whether the loss pushes views of different inputs apart."""
-        return self.name in CONTRASTIVE_LOSSES
+        return self.family.contrastive
 
     @property
     def two_encoders(self) -> bool:
         """Whether the loss has separate online and target encoders."""
-        return self.name in ("ncl_squared", "ncl_predictor") or (self.name == "ncl_cosine" and not self.tied)
+        return self.family.two_encoders(self.tied)
 
     @property
     def is_field(self) -> bool:
         """Whether stationarity is that of a stop-gradient field rather than a gradient."""
-        return self.name == "ncl_predictor"
+        return self.family.field
 
     def __str__(self) -> str:
-        if self.name == "infonce":
-            return f"infonce(tau={self.temperature:g})"
-        if self.name == "ncl_cosine":
-            return "ncl_cosine(tied)" if self.tied else "ncl_cosine"
-        if self.name == "ncl_predictor":
-            options = [] if self.normalize else ["unnormalized"]
-            if self.predictor_constraint != "none":
-                options.append(f"P {self.predictor_constraint}")
-            return f"ncl_predictor({', '.join(options)})" if options else "ncl_predictor"
-        return self.name
+        texts = [option.shown(getattr(self, option.name)) for option in self.family.option_records]
+        shown = [text for text in texts if text is not None]
+        return f"{self.name}({', '.join(shown)})" if shown else self.name
 
 
 @dataclass(frozen=True)
@@ -195,11 +167,12 @@ class Setting:
     constraint : "none", "unit_rows" or "unit_columns"
         Weight constraint (a product of unit spheres) on each encoder.
     loss : str or LossSpec
-        One of ``LOSSES``; its parameters are the keywords ``temperature`` (infonce),
-        ``tied`` (ncl_cosine), ``normalize`` and ``predictor_constraint`` (ncl_predictor).
+        A registered loss family (critpoints.model.families); its options are the
+        keywords ``temperature`` (infonce), ``tied`` (ncl_cosine), ``normalize`` and
+        ``predictor_constraint`` (ncl_predictor).
     expectation : "auto", "closed_form", "exact_enumeration" or ("sample_average", n, seed)
         How E[.] is computed. ``"auto"`` takes the closed form where it applies (linear
-        encoder with ``spectral`` or ``ncl_squared``), else exact enumeration where it
+        encoder, a family with a closed form), else exact enumeration where it
         applies (M = I, sigma = 0, support within ``max_support_size``), else raises
         asking for a sample average.
     max_support_size : int
@@ -279,22 +252,16 @@ class Setting:
         store("bias", self._parse_bias(self.bias))
         store("constraint", check.choice("constraint", self.constraint, CONSTRAINTS))
 
+        given = {name: getattr(self, name) for name in OPTIONS}
         if isinstance(self.loss, LossSpec):
-            given = {k: getattr(self, k) for k in ("temperature", "tied", "normalize", "predictor_constraint")}
-            extra = {k: v for k, v in given.items() if v is not None}
+            extra = {name: value for name, value in given.items() if value is not None}
             if extra:
                 raise ValueError(f"pass loss parameters either in the LossSpec or as keywords, not both: {extra}")
             spec = self.loss
         else:
-            spec = LossSpec(
-                check.choice("loss", self.loss, LOSSES),
-                temperature=self.temperature,
-                tied=self.tied,
-                normalize=self.normalize,
-                predictor_constraint=self.predictor_constraint,
-            )
+            spec = LossSpec(self.loss, **given)
         store("loss", spec)
-        for name in ("temperature", "tied", "normalize", "predictor_constraint"):
+        for name in OPTIONS:
             store(name, getattr(spec, name))
         store("expectation", self._resolve_expectation(self.expectation))
 
@@ -358,11 +325,9 @@ class Setting:
 
     def _closed_form_obstacle(self) -> str | None:
         """Why the closed form does not apply, or None if it does."""
-        if self.encoder != "linear" or self.loss.name not in ("spectral", "ncl_squared"):
-            return (
-                "it needs encoder='linear' and loss 'spectral' or 'ncl_squared', "
-                f"got encoder={self.encoder!r}, loss={self.loss.name!r}"
-            )
+        if self.encoder != "linear" or not self.loss.family.closed_form:
+            losses = " or ".join(repr(name) for name in family_names() if loss_family(name).closed_form)
+            return f"it needs encoder='linear' and loss {losses}, got encoder={self.encoder!r}, loss={self.loss.name!r}"
         return None
 
     def _enumeration_obstacle(self) -> str | None:

@@ -20,7 +20,7 @@ The kernels of a system (numba dispatchers; ``data`` is any tuple they accept), 
 * ``residual(theta, data) -> ndarray (n,)``: the gradient ``nabla L``;
 * ``jacobian(theta, data) -> ndarray (n, n)``: the Hessian ``nabla^2 L``;
 * ``null_directions(theta, data) -> ndarray (n, k)``: generators of continuous symmetries
-  (``k = 0`` for none), as ``StationarySystem.null_directions``.
+  (``k = 0`` for none), as ``StationarySystem.null_directions`` (critpoints.solver.types).
 
 The engine binds the closed-form losses (critpoints.landscape.engine). numba checks a cached
 function against its own source file only, while a binding compiles this module,
@@ -44,6 +44,7 @@ from numba import njit
 
 from critpoints.solver import dense_solve
 from critpoints.solver.dense_solve import direct_solution, exceeds_shift
+from critpoints.solver.types import STATUS_CODES, Status
 
 __all__ = [
     "CompiledKernels",
@@ -83,8 +84,12 @@ class CompiledKernels(NamedTuple):
     data: tuple
 
 
-# Status codes, in the order of critpoints.solver.newton.Status.
-CONVERGED, GRADIENT_FLAT, STALLED, DIVERGED, MAX_ITERATIONS = range(5)
+# The statuses' integer codes, by name (critpoints.solver.types.STATUS_CODES).
+CONVERGED = STATUS_CODES[Status.CONVERGED]
+GRADIENT_FLAT = STATUS_CODES[Status.GRADIENT_FLAT]
+STALLED = STATUS_CODES[Status.STALLED]
+DIVERGED = STATUS_CODES[Status.DIVERGED]
+MAX_ITERATIONS = STATUS_CODES[Status.MAX_ITERATIONS]
 
 # Layout of the per-start option arrays (see options_arrays).
 _REALS = (
@@ -393,7 +398,7 @@ def solve_compiled(kernels: CompiledKernels, starts: np.ndarray, options: list) 
 
     Returns the arrays ``(thetas, status codes, iterations, residual norms, values, scales)``
     with one row / entry per start; :func:`critpoints.solver.newton.newton_runs` turns
-    them into :class:`~critpoints.solver.newton.NewtonResult` objects.
+    them into :class:`~critpoints.solver.types.NewtonResult` objects.
     """
     reals, integers = options_arrays(options)
     return kernels.run_all(kernels.data, np.ascontiguousarray(starts, dtype=np.float64), reals, integers)
