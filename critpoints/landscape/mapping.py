@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from critpoints import _validation as check
-from critpoints.landscape.catalogue import Catalogue
+from critpoints.landscape.catalogue import Catalogue, may_lie_on_manifold
 from critpoints.landscape.classification import DEFAULT_EIGENVALUE_TOLERANCE
 from critpoints.landscape.connections import (
     CONNECTION_DESCENT_ITERATIONS,
@@ -180,7 +180,7 @@ class _Mapper:
                 self.loss, theta, 0, tau_good=self.tau_good, eigenvalue_tolerance=self.eigenvalue_tolerance
             )
             role = role_of(point)
-            if role == "manifold":
+            if may_lie_on_manifold(role, point):
                 point_id = self.catalogue.same_manifold_as(theta, point.loss)
             if point_id is None:
                 point_id = self.database.add_point(self.setting_id, self.run_id, role, theta, point)
