@@ -33,7 +33,6 @@ the search stopped, and each minimum's Hessian spectrum. Flat critical sets met 
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import time
 from collections import Counter
@@ -44,6 +43,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from critpoints import _validation as check
+from critpoints.landscape.batch_runner import BatchRunner
 from critpoints.landscape.classification import (
     DEFAULT_EIGENVALUE_TOLERANCE,
     classify_spectrum,
@@ -56,17 +56,9 @@ from critpoints.landscape.labels import DEFAULT_TAU_GOOD
 from critpoints.landscape.orbits import ORBIT_TOLERANCE, OrbitDatabase
 from critpoints.landscape.points import describe_point
 from critpoints.landscape.result import Completeness, CriticalPointSet
-from critpoints.landscape.system import loss_system
 from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.setting import Setting
 from critpoints.solver.newton import NewtonOptions, Status
-from critpoints.solver.restarts import (
-    POOL_STARTUP_SECONDS,
-    InProcessExecutor,
-    _default_workers,
-    _local_pool,
-    solve_from_starts,
-)
 
 #: Relative size of the noise added to a copied neuron, and of a step off a saddle.
 MOVE_NOISE = 0.05
@@ -222,8 +214,10 @@ def explore_minima(
     max_rounds, max_runs, max_seconds : optional
         Budgets: stop after this many rounds, descents, or seconds (checked between rounds).
     executor : optional
-        None: local processes (started once for the whole search); any concurrent.futures-style
-        executor; or a dask.distributed Client (critpoints.solver.restarts.solve_from_starts).
+        None: this process, until a timed round shows that a pool of local processes pays for
+        its start-up, which then runs every later round (critpoints.landscape.batch_runner);
+        any concurrent.futures-style executor; or a dask.distributed Client
+        (critpoints.solver.restarts.solve_from_starts).
     progress : bool
         A progress bar over the descents (shown only on a terminal).
     tau_good, eigenvalue_tolerance, orbit_tolerance : float
@@ -278,11 +272,11 @@ def explore_minima(
     runs = 0
     stopped = ""
     starts = initial_points(loss, initial or max(20, 2 * setting.m * setting.p), rng)
-    runner = _Runner(setting, options, executor)
+    runner = BatchRunner(setting, executor)
     try:
         with tqdm(disable=not progress or None, unit="descent", desc="minima") as bar:
             while True:
-                results = runner.solve(starts)
+                results = runner.solve(starts, options)
                 runs += len(results)
                 bar.update(len(results))
                 statuses.update(str(result.status) for result in results)
@@ -311,40 +305,6 @@ def explore_minima(
         "new_minima_per_round": new_per_round,
     }
     return _result(setting, found, statuses, search, tau_good)
-
-
-class _Runner:
-    """Runs the descents of each round: on the given executor, or on local processes started once
-    for the whole search when the first round shows that a round outlasts starting them."""
-
-    def __init__(self, setting: Setting, options: NewtonOptions, executor: Any) -> None:
-        self.setting = setting
-        self.options = options
-        self.executor = executor
-        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self.seconds_per_run: float | None = None
-
-    def solve(self, starts: np.ndarray) -> list:
-        executor = self.executor or self.pool
-        if executor is None and self.seconds_per_run is not None:
-            workers = _default_workers()
-            if workers > 1 and self.seconds_per_run * len(starts) > POOL_STARTUP_SECONDS * workers:
-                self.pool = executor = _local_pool(workers)
-            else:
-                executor = InProcessExecutor()
-        began = time.perf_counter()
-        results = solve_from_starts(
-            loss_system, (self.setting,), starts, options=self.options, executor=executor, progress=False
-        )
-        if self.seconds_per_run is None:  # round 0 ran on solve_from_starts' own choice of executor
-            self.seconds_per_run = (
-                (time.perf_counter() - began) / len(starts) * (_default_workers() if executor is None else 1)
-            )
-        return results
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
 
 
 class _Found:

@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import os
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +44,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from critpoints import _validation as check
+from critpoints.landscape.batch_runner import BatchRunner
 from critpoints.landscape.catalogue import Catalogue, may_lie_on_manifold
 from critpoints.landscape.classification import DEFAULT_EIGENVALUE_TOLERANCE
 from critpoints.landscape.connections import (
@@ -67,7 +67,7 @@ from critpoints.landscape.system import LossSystem, loss_system
 from critpoints.losses.population_loss import population_loss
 from critpoints.model.setting import Setting
 from critpoints.solver.newton import NewtonOptions, NewtonResult, Status
-from critpoints.solver.restarts import POOL_STARTUP_SECONDS, InProcessExecutor, _local_pool, solve_from_starts
+from critpoints.solver.restarts import InProcessExecutor, solve_from_starts
 
 __all__ = ["map_landscape", "role_of"]
 
@@ -138,10 +138,7 @@ class _Mapper:
         self.run_id = run_id
         self.loss = population_loss(setting)
         self.system = LossSystem(self.loss)
-        #: None: this process until a timed batch shows that a pool of local processes pays off
-        self.requested = executor
-        self.executor = InProcessExecutor() if executor is None else executor
-        self.pool: Any = None
+        self.runner = BatchRunner(setting, executor)
         self.options = options
         self.descending = dataclasses.replace(
             options, descent_iterations=options.descent_iterations or DESCENT_ITERATIONS
@@ -196,34 +193,9 @@ class _Mapper:
 
     # -- phases ----------------------------------------------------------------------
 
-    def solve(self, starts: np.ndarray, options: NewtonOptions | list[NewtonOptions], executor: Any = None):
-        return solve_from_starts(
-            loss_system,
-            (self.setting,),
-            starts,
-            options=options,
-            executor=self.executor if executor is None else executor,
-            progress=False,
-        )
-
-    def start_pool_if_worthwhile(self, seconds_per_start: float, remaining: int) -> bool:
-        """With the default executor: start a pool of local processes when the remaining starts,
-        at the rate measured here, take longer than twice the pool's start-up; returns whether
-        a pool runs."""
-        if self.pool is not None:
-            return True
-        workers = max(1, os.cpu_count() or 1)
-        if self.requested is not None or workers == 1:
-            return False
-        if seconds_per_start * remaining < 2 * POOL_STARTUP_SECONDS * workers:
-            return False
-        self.pool = self.executor = _local_pool(workers)
-        return True
-
     def close(self, failed: bool) -> None:
         """Shut the pool down (pending work cancelled after a failure)."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=not failed, cancel_futures=failed)
+        self.runner.close(failed)
 
     def explore(self, n_restarts: int, seed: int, init: Any, descent_fraction: float, batch_size: int | None) -> None:
         """Phase 1: Newton from the seeded starts not yet done, committed per batch.
@@ -239,22 +211,20 @@ class _Mapper:
         first = 0
         with tqdm(total=len(todo), disable=not self.progress or None, unit="start", desc="explore") as bar:
             while first < len(todo):
-                size = batch_size or (32 if self.pool is not None else 8) * workers
+                size = batch_size or (32 if self.runner.pooled else 8) * workers
                 batch = todo[first : first + size]
                 options = [self.descending if _descends(k, descent_fraction) else self.options for k in batch]
-                began = time.perf_counter()
-                runs = self.solve(starts[batch], options)
+                runs = self.runner.solve(starts[batch], options, upcoming=len(todo) - first - len(batch))
                 with self.transaction(), threadpool_limits(1):
                     self.store_runs(runs, count=True)
                     for start, stop in _ranges(batch):
                         self.database.add_explored(self.run_id, seed, key, start, stop)
                 first += len(batch)
                 bar.update(len(batch))
-                self.start_pool_if_worthwhile((time.perf_counter() - began) / len(batch), len(todo) - first)
 
     def add_points(self, points: np.ndarray) -> None:
         """Phase 2: points from another search, polished by Newton, stored without counts."""
-        runs = self.solve(np.array([self.loss.manifold.project(p) for p in points]), self.options)
+        runs = self.runner.solve(np.array([self.loss.manifold.project(p) for p in points]), self.options)
         with self.transaction(), threadpool_limits(1):
             self.store_runs(runs, count=False)
 
@@ -277,7 +247,7 @@ class _Mapper:
                 step=self.step,
                 options=self.connecting,
                 tolerance=self.eigenvalue_tolerance,
-                executor=self.executor,
+                executor=self.runner.executor,
             )
             with self.transaction(), threadpool_limits(1):
                 for record, connection in zip(batch, connections):
@@ -317,7 +287,9 @@ class _Mapper:
     def search_pair(self, a: int, b: int) -> None:
         """Newton from the maxima of L between basins a and b; connect the index-1 saddles reached."""
         starts = search_starts(self.system, self.catalogue.thetas[a], self.distance(a, b)[1])
-        runs = self.solve(starts, self.options, InProcessExecutor())
+        runs = solve_from_starts(
+            loss_system, (self.setting,), starts, options=self.options, executor=InProcessExecutor(), progress=False
+        )
         with self.transaction(), threadpool_limits(1):
             found = self.store_runs(runs, count=False)
             saddles = sorted({i for i in found if self.catalogue.roles[i] == "saddle"})
@@ -439,8 +411,8 @@ def map_landscape(
         8 per CPU in this process, 32 per CPU in a pool.
     executor, progress
         As for ``enumerate_critical_points``. None: this process, until a batch timed here
-        shows that the remaining starts take longer than twice the start-up of a pool of
-        local processes, which then runs them.
+        shows that the starts left take longer than twice the start-up of a pool of local
+        processes, which then runs them (critpoints.landscape.batch_runner).
     tau_good, eigenvalue_tolerance, orbit_tolerance
         Labels, classification and orbit matching, as for ``enumerate_critical_points``.
         Points stored by earlier runs keep their labels.
