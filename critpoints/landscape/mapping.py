@@ -10,8 +10,10 @@ phases, each committed in batches from this process:
    known symmetry orbits (critpoints.landscape.catalogue): a known orbit has its count raised, a
    new one is classified, labelled and stored as a minimum, a manifold (a flat set of minima)
    or a saddle (index >= 1).
-2. **points** given by the caller (from any other search, e.g. a minima-first one) are polished
-   by Newton and stored the same way (without counts: counts are this tool's random starts).
+2. **points**: with ``minima="explore"`` the minima-first search (critpoints.landscape.explore)
+   runs, and its minima and flat sets, then the points given by the caller (from any other
+   search), are polished by Newton and stored the same way (without counts: counts are this
+   tool's random starts).
 3. **connect**: every index-1 saddle not yet connected is descended from both sides
    (critpoints.landscape.connections); the two basins it reaches become an edge.
 4. **search**: saddles are searched between pairs of basins (Newton from the local maxima of L
@@ -57,6 +59,7 @@ from critpoints.landscape.connections import (
 from critpoints.landscape.database import LandscapeDatabase
 from critpoints.landscape.disconnectivity import disconnectivity_tree
 from critpoints.landscape.engine import DESCENT_ITERATIONS
+from critpoints.landscape.explore import explore_minima
 from critpoints.landscape.graph import BASIN_ROLES, LandscapeGraph
 from critpoints.landscape.initialization import initial_points
 from critpoints.landscape.labels import DEFAULT_TAU_GOOD
@@ -104,6 +107,26 @@ def _ranges(indices: Sequence[int]) -> list[tuple[int, int]]:
         else:
             ranges.append((index, index + 1))
     return ranges
+
+
+#: Where ``map_landscape`` takes its minima from.
+MINIMA_SOURCES = ("restarts", "explore")
+
+#: Keywords of ``explore_minima`` that ``map_landscape`` passes on.
+EXPLORE_OPTIONS = ("initial_starts", "moves_per_minimum", "patience", "max_rounds", "max_runs", "max_seconds")
+
+
+def _explore_options(minima: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if minima != "explore":
+        raise ValueError(
+            f"explore_options are options of the minima-first search; they need minima='explore', not {minima!r}"
+        )
+    unknown = sorted(set(options) - set(EXPLORE_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown explore_options {unknown}; known: {list(EXPLORE_OPTIONS)}")
+    return dict(options)
 
 
 def _newton_options(solver_options: dict[str, Any]) -> NewtonOptions:
@@ -227,6 +250,37 @@ class _Mapper:
         runs = self.runner.solve(np.array([self.loss.manifold.project(p) for p in points]), self.options)
         with self.transaction(), threadpool_limits(1):
             self.store_runs(runs, count=False)
+
+    def search_minima(self, seed: int, options: dict[str, Any]) -> list[str]:
+        """Phase 1b: the minima-first search (critpoints.landscape.explore); its minima and flat
+        sets are stored as points from another search. Skipped when a finished run of the
+        setting already made the same search; returns a note on what was done."""
+        for run in self.database.runs(self.setting_id):
+            done = run.parameters.get("minima") == "explore" and run.parameters.get("explore") == options
+            if run.id != self.run_id and run.status == "finished" and done and run.parameters.get("seed") == seed:
+                return [f"minima-first search: done by run {run.id}, not repeated"]
+        fields = dataclasses.asdict(self.descending)
+        result = explore_minima(
+            self.setting,
+            seed,
+            executor=self.runner.pool or self.runner.requested,
+            progress=self.progress,
+            tau_good=self.tau_good,
+            eigenvalue_tolerance=self.eigenvalue_tolerance,
+            orbit_tolerance=self.catalogue.orbit_tolerance,
+            **options,
+            **fields,
+        )
+        found = [self.loss.pack(**point.params) for point in result.points]
+        found += [self.loss.pack(**manifold.params) for manifold in result.manifolds]
+        if found:
+            self.add_points(np.array(found))
+        search = result.metadata
+        return [
+            f"minima-first search: {len(result.points)} minima and {len(result.manifolds)} flat sets in "
+            f"{search['rounds']} rounds ({search['runs']} descents, {search['seconds']:.1f} s; {search['stopped']}); "
+            f"minima {result.completeness.describe()}"
+        ]
 
     def connect(self, saddle_ids: Sequence[int] | None = None, batch_size: int = 16) -> int:
         """Phase 3: descend from both sides of every index-1 saddle not yet connected (or of the
@@ -362,6 +416,8 @@ def map_landscape(
     seed: int = 0,
     init: Any = "gaussian",
     *,
+    minima: str = "explore",
+    explore_options: dict[str, Any] | None = None,
     points: ArrayLike | None = None,
     connect: bool = True,
     search: bool = True,
@@ -390,6 +446,19 @@ def map_landscape(
     n_restarts, seed, init
         Newton starts of the explore phase, as for ``enumerate_critical_points``; start k of
         (seed, init) is the same in every call.
+    minima : {"explore", "restarts"}
+        Where the minima come from. "explore" (the default): the Newton starts above and the
+        minima-first search :func:`~critpoints.landscape.explore.explore_minima` (seeded with
+        ``seed``), whose minima and flat sets are stored as points from another search.
+        Random restarts miss minima with small basins (claim 3 at d = 6: 9 of the 11 minima
+        from 1000 starts); the minima-first search hops between minima and finds them, so the
+        graph has every minimum to connect, for a few seconds more at d = 6. Restarts still
+        give basin counts and most index-1 saddles directly; ``n_restarts=0`` leaves the
+        minima to the search. A search already finished by an earlier run of the setting with
+        the same seed and options is not repeated. "restarts": the Newton starts only.
+    explore_options : dict, optional
+        Keywords of ``explore_minima`` (``initial_starts``, ``moves_per_minimum``, ``patience``,
+        ``max_rounds``, ``max_runs``, ``max_seconds``); only with ``minima="explore"``.
     points : array (K, n), optional
         Stationary points (or points near them) from another search, added without counts.
     connect : bool
@@ -447,12 +516,16 @@ def map_landscape(
     step = check.real("step", step, low=0.0, high=1.0, low_open=True)
     batch_size = None if batch_size is None else check.integer("batch_size", batch_size, minimum=1)
     options = _newton_options(solver_options)
+    minima = check.choice("minima", minima, MINIMA_SOURCES)
+    explore_options = _explore_options(minima, explore_options)
     extra = None if points is None else np.atleast_2d(check.finite_array("points", points, ndim=None))
     parameters = {
         "n_restarts": n_restarts,
         "seed": seed,
         "init": _init_key(init),
         "points": 0 if extra is None else len(extra),
+        "minima": minima,
+        "explore": explore_options,
         "connect": connect,
         "search": search,
         "neighbours": neighbours,
@@ -486,6 +559,8 @@ def map_landscape(
         )
         try:
             mapper.explore(n_restarts, seed, init, descent_fraction, batch_size)
+            if minima == "explore":
+                notes += mapper.search_minima(seed, explore_options)
             if extra is not None and len(extra):
                 mapper.add_points(extra)
             if connect:
