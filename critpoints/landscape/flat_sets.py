@@ -109,8 +109,9 @@ PATH_SPACING = 0.05
 #: Most nodes of a path (ends included).
 MAX_PATH_NODES = 96
 
-#: A new point tries paths to a known group from the group's first point to this many of its own
-#: nearest symmetry images, then from this many of the group's latest points.
+#: A new point tries paths to a known group of minima from the group's first point to this many
+#: of its own nearest symmetry images (to a group of index >= 1, to one), then from this many of
+#: the group's latest points.
 IMAGE_TRIES = 6
 MEMBER_TRIES = 2
 
@@ -501,12 +502,13 @@ class FlatSetPaths:
     def joins_group(self, members: list[np.ndarray], theta: np.ndarray, minimum: bool) -> bool:
         """Whether ``theta`` is joined to a group of points of one set.
 
-        Paths from the group's first point to the ``IMAGE_TRIES`` images of ``theta`` nearest to
-        it, then from the group's latest points to the nearest image (``MEMBER_TRIES`` of them):
-        a string can fail where it meets a plateau above the level, on which gradient steps do
-        not move, and another path may pass beside it. The first path found ends the test.
+        Paths from the group's first point to the nearest image of ``theta`` (for a set of
+        minima, to its ``IMAGE_TRIES`` nearest images), then from the group's latest points to
+        the nearest image (``MEMBER_TRIES`` of them): a string can fail where it meets a plateau
+        above the level, on which gradient steps do not move, and another path may pass beside
+        it. The first path found ends the test.
         """
-        if self.joined(members[0], theta, minimum, images=IMAGE_TRIES):
+        if self.joined(members[0], theta, minimum, images=IMAGE_TRIES if minimum else 1):
             return True
         return any(self.joined(member, theta, minimum) for member in members[1:][::-1][:MEMBER_TRIES])
 
