@@ -547,12 +547,10 @@ def merge_flat_sets(loss: PopulationLoss, thetas: list[np.ndarray], indices: lis
         joined = []
         for group in groups:
             a = group[0]
-            if indices[a] not in (0, indices[b]) or abs(values[a] - values[b]) > LOSS_TOLERANCE * max(
-                1.0, abs(values[a])
-            ):
-                continue
-            if paths.joins_group([thetas[c] for c in group], theta, minimum=indices[a] == 0):
-                joined.append(group)
+            level = abs(values[a] - values[b]) <= LOSS_TOLERANCE * max(1.0, abs(values[a]))
+            if level and indices[a] in (0, indices[b]):
+                if paths.joins_group([thetas[c] for c in group], theta, minimum=indices[a] == 0):
+                    joined.append(group)
         merged = sorted([i for group in joined for i in group] + [b])
         groups = [group for group in groups if all(group is not other for other in joined)] + [merged]
     return sorted(groups)
@@ -585,7 +583,7 @@ def _entry(
         return None
     spectra = [_null_directions(loss, thetas[i], tolerance)[1] for i in members]
     transverse = np.concatenate(spectra)
-    index = int(np.sum(spectra[0] < 0))
+    index = points[members[0]].index  # the point that started the group: index 0 for a set of minima
     kind = "critical manifold" if index else "flat minimum set" if transverse.size else "flat region"
     widest = max(tests, key=lambda i: (tests[i].continued, points[i].count))
     representative = points[widest]
