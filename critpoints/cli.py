@@ -222,6 +222,7 @@ def _landscape(args: argparse.Namespace, setting: Setting) -> int:
             database,
             n_restarts=args.restarts,
             seed=args.seed,
+            minima=args.minima,
             neighbours=args.neighbours,
             max_searches=args.searches,
             executor=_executor(args.jobs),
@@ -314,7 +315,9 @@ def _check_options(args: argparse.Namespace) -> None:
 
     for name in ("restarts", "starts"):
         if getattr(args, name, None) is not None:
-            check.integer(f"--{name}", getattr(args, name), minimum=1)
+            # a landscape may take its minima from the minima-first search alone, or resume a file
+            fewest = 0 if args.command == "landscape" else 1
+            check.integer(f"--{name}", getattr(args, name), minimum=fewest)
     if getattr(args, "jobs", None) is not None:
         check.integer("--jobs", args.jobs, minimum=1)
     if args.command == "landscape":
@@ -366,6 +369,13 @@ def make_parser() -> argparse.ArgumentParser:
     add_setting_arguments(landscape)
     landscape.add_argument("--restarts", type=int, default=200, help="number of Newton starts (those done are skipped)")
     landscape.add_argument("--seed", type=int, default=0)
+    landscape.add_argument(
+        "--minima",
+        choices=("explore", "restarts"),
+        default="explore",
+        help="explore (default): also the minima-first search, which finds minima with small basins that "
+        "restarts miss; restarts: the Newton starts only",
+    )
     landscape.add_argument("--db", metavar="FILE", help="the SQLite landscape database to add to (resumed if present)")
     landscape.add_argument("--neighbours", type=int, default=1, help="nearest basins each basin is searched with")
     landscape.add_argument("--searches", type=int, default=100, help="saddle searches between basins at most")

@@ -75,3 +75,10 @@ def test_landscape_command_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 1 and "not a landscape database" in err[0]
     assert main(["landscape", *SMALL, "--loss", "spectral", "--searches", "-1"]) == 2
     assert "--searches" in capsys.readouterr().err
+
+
+def test_landscape_command_takes_its_minima_from_the_minima_first_search(capsys):
+    arguments = ["landscape", *SMALL, "--loss", "spectral", "--restarts", "0", "--minima", "explore", "--jobs", "1"]
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "minima-first search: 3 minima" in printed and "groups joined by saddles: 1" in printed

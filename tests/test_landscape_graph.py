@@ -103,8 +103,16 @@ def test_claim3_edges_are_index_one_saddles_whose_sides_descend_to_their_ends(cl
 
 
 def explore_only(database, seed, n_restarts=30):
+    """The random restarts alone (no minima-first search), connected but not searched."""
     return map_landscape(
-        claim3(3), database, n_restarts=n_restarts, seed=seed, search=False, executor=IN_PROCESS, progress=False
+        claim3(3),
+        database,
+        n_restarts=n_restarts,
+        seed=seed,
+        minima="restarts",
+        search=False,
+        executor=IN_PROCESS,
+        progress=False,
     )
 
 
@@ -154,7 +162,7 @@ def test_a_later_call_resumes_the_starts_not_yet_done_and_counts_add_up(tmp_path
 
 def test_the_default_executor_gives_the_same_graph(tmp_path):
     """executor=None decides on its own whether to start a pool: the result must not depend on it."""
-    default = map_landscape(claim3(3), None, n_restarts=12, seed=2, search=False, progress=False)
+    default = map_landscape(claim3(3), None, n_restarts=12, seed=2, minima="restarts", search=False, progress=False)
     assert orbit_signature(default) == orbit_signature(explore_only(tmp_path / "x.sqlite", seed=2, n_restarts=12))
 
 
@@ -263,3 +271,32 @@ def test_minima_from_another_search_are_added_and_joined(claim3_graph):
     assert sorted(node.loss for node in graph.minima) == pytest.approx(
         sorted(node.loss for node in claim3_graph.minima)
     )
+
+
+def test_the_minima_first_search_gives_every_minimum_joined_to_the_good_one(tmp_path):
+    """d = 4 without random restarts: the minima come from explore_minima alone. All p(4) = 5
+    signed-atom minima are in the graph at their derived values, each joined to the good one;
+    a second call on the file does not repeat the search."""
+    path = tmp_path / "explore.sqlite"
+    graph = map_landscape(claim3(4), path, n_restarts=0, minima="explore", executor=IN_PROCESS, progress=False)
+    partitions = ([1, 1, 1, 1], [2, 1, 1, 0], [2, 2, 0, 0], [3, 1, 0, 0], [4, 0, 0, 0])
+    expected = sorted(partition_loss(counts, 4) for counts in partitions)
+    assert sorted(node.loss for node in graph.minima) == pytest.approx(expected, abs=1e-10)
+    assert graph.connected_to_good() and all(node.count == 0 for node in graph.minima)
+    assert any(note.startswith("minima-first search: 5 minima") for note in graph.notes)
+    again = map_landscape(claim3(4), path, n_restarts=0, minima="explore", executor=IN_PROCESS, progress=False)
+    assert any("not repeated" in note for note in again.notes)
+    assert sorted(node.loss for node in again.minima) == pytest.approx(expected, abs=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"minima": "random"}, "unknown minima 'random'"),
+        ({"minima": "restarts", "explore_options": {"patience": 2}}, "need minima='explore'"),
+        ({"minima": "explore", "explore_options": {"rounds": 2}}, r"unknown explore_options \['rounds'\]"),
+    ],
+)
+def test_minima_options_are_checked_by_name(options, message):
+    with pytest.raises(ValueError, match=message):
+        map_landscape(claim3(3), None, n_restarts=0, progress=False, **options)

@@ -34,7 +34,10 @@ if __name__ == "__main__":
     executor = InProcessExecutor()
     if mode == "pool":
         executor = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver"))
-    map_landscape(setting, path, n_restarts=5000, seed=0, batch_size=4, search=False, executor=executor, progress=False)
+    map_landscape(
+        setting, path, n_restarts=5000, seed=0, minima="restarts", batch_size=4, search=False, executor=executor,
+        progress=False,
+    )
 """
 
 SETTING = Setting(p=4, d=4, m=4, loss="spectral", encoder="symrelu", bias=-0.3, constraint="unit_rows")
@@ -76,7 +79,14 @@ def check_consistent_and_resume(path, expected_status: str) -> None:
         assert sum(database.sightings(run.id).values()) == run.newton_statuses.get("converged", 0)
     total = done + 6
     graph = map_landscape(
-        SETTING, path, n_restarts=total, seed=0, search=False, executor=InProcessExecutor(), progress=False
+        SETTING,
+        path,
+        n_restarts=total,
+        seed=0,
+        minima="restarts",  # the restarts alone: their sightings are the node counts
+        search=False,
+        executor=InProcessExecutor(),
+        progress=False,
     )
     assert [r.status for r in graph.runs] == [expected_status, "finished"]
     assert starts_done(path) == total  # the rest, each start once

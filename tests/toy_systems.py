@@ -286,6 +286,58 @@ class RotatingMexicanHat(MexicanHat):
         return np.array([[-theta[1]], [theta[0]]])
 
 
+class ParallelValleys:
+    """``f(x, y, z) = (x^2 - 1)^2 + c z^2`` on R^3: two lines of critical points at level 0.
+
+    The critical points are ``x in {-1, 0, 1}``, ``z = 0``, ``y`` free. The lines ``x = +-1``
+    are at level 0 — minima for ``c > 0``, index-1 saddles for ``c < 0`` — and ``x = 0`` is at
+    level 1: two components of the critical set at one level, a barrier of height 1 between
+    them, each a straight line along y.
+    """
+
+    is_gradient = True
+    manifold = SphereProduct.euclidean(3)
+
+    def __init__(self, curvature: float) -> None:
+        self.curvature = float(curvature)
+
+    def value(self, theta: np.ndarray) -> float:
+        x, _, z = theta
+        return float((x * x - 1.0) ** 2 + self.curvature * z * z)
+
+    def residual(self, theta: np.ndarray) -> np.ndarray:
+        x, _, z = theta
+        return np.array([4.0 * (x * x - 1.0) * x, 0.0, 2.0 * self.curvature * z])
+
+    def residual_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        return np.diag([12.0 * theta[0] ** 2 - 4.0, 0.0, 2.0 * self.curvature])
+
+
+class SaddleRing:
+    """``f(x, y, z) = (x^2 + y^2 - 1)^2 - z^2``: a circle of index-1 saddles at level 0 (z = 0,
+    x^2 + y^2 = 1), and a maximum-like point at the origin (level 1)."""
+
+    is_gradient = True
+    manifold = SphereProduct.euclidean(3)
+
+    def value(self, theta: np.ndarray) -> float:
+        x, y, z = theta
+        return float((x * x + y * y - 1.0) ** 2 - z * z)
+
+    def residual(self, theta: np.ndarray) -> np.ndarray:
+        x, y, z = theta
+        radial = 4.0 * (x * x + y * y - 1.0)
+        return np.array([radial * x, radial * y, -2.0 * z])
+
+    def residual_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        x, y, _ = theta
+        plane = 4.0 * (x * x + y * y - 1.0) * np.eye(2) + 8.0 * np.outer([x, y], [x, y])
+        jacobian = np.zeros((3, 3))
+        jacobian[:2, :2] = plane
+        jacobian[2, 2] = -2.0
+        return jacobian
+
+
 def make_logged_quartic(tilts: tuple[float, ...], log_path: str) -> SeparableQuartic:
     """``make_quartic`` that appends one line per call to ``log_path`` (counts the builds)."""
     with open(log_path, "a", encoding="utf-8") as log:

@@ -4,29 +4,32 @@ A new point is the same as a known one when it lies on the same symmetry orbit (
 of critpoints.landscape.orbits agree and the exact test finds the group element), looked up
 among the known points of about the same loss. A flat set of minima (role ``manifold``: index 0
 with zero eigenvalues that no symmetry explains) is wider than one orbit: a new degenerate
-point also joins a known manifold at the same loss when the loss stays at that level, to
-``flat_tolerance``, along the geodesic from the manifold's representative to one of the images
-of the point near it (critpoints.landscape.symmetry_images) — both then lie on one connected
-flat set. Points of other flat sets, or of one flat set not joined by such a segment, stay
-separate manifolds.
+point also joins a known manifold when a chain of critical points at its level joins the
+manifold's representative to the image of the point nearest to it — the test of the flat-set
+entries of ``enumerate_critical_points`` (critpoints.landscape.flat_sets, derivations/MODEL.md
+§6 "Flat critical sets"). Points of other flat sets stay separate manifolds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from critpoints.landscape.connections import geodesic
+from critpoints.landscape.flat_sets import FlatSetPaths
 from critpoints.landscape.orbits import orbit_key, same_orbit, same_point_orbit
-from critpoints.landscape.symmetry_images import near_images
+from critpoints.landscape.result import CriticalPoint
 from critpoints.losses.population_loss import PopulationLoss
 
-__all__ = ["Catalogue"]
+__all__ = ["Catalogue", "may_lie_on_manifold"]
 
 #: Known points whose loss differs by more than this (relative to max(1, |L|)) are not compared.
 LOSS_WINDOW = 1e-7
 
-#: Points on the segment tested for flatness between two points of a manifold.
-FLAT_SEGMENT_POINTS = 17
+
+def may_lie_on_manifold(role: str, point: CriticalPoint) -> bool:
+    """Whether a new point is tested against the known manifolds: a degenerate point of index 0
+    (role "manifold"), or a degenerate saddle, which may lie on a set of minima at its level
+    (its negative eigenvalue a rounding error, or on the set's boundary; critpoints.landscape.flat_sets)."""
+    return role == "manifold" or (role == "saddle" and point.nullity > 0)
 
 
 class Catalogue:
@@ -37,8 +40,6 @@ class Catalogue:
     loss : PopulationLoss
     orbit_tolerance : float
         Relative tolerance of :func:`~critpoints.landscape.orbits.same_orbit`.
-    flat_tolerance : float
-        Largest rise of L along a segment, relative to max(1, |L|), that still counts as flat.
 
     Attributes
     ----------
@@ -48,10 +49,12 @@ class Catalogue:
         Role, representative and loss of each known point, in the order they were added.
     """
 
-    def __init__(self, loss: PopulationLoss, orbit_tolerance: float = 1e-6, flat_tolerance: float = 1e-9) -> None:
+    def __init__(self, loss: PopulationLoss, orbit_tolerance: float = 1e-6) -> None:
         self.loss = loss
         self.orbit_tolerance = orbit_tolerance
-        self.flat_tolerance = flat_tolerance
+        self._paths: FlatSetPaths | None = None
+        #: Points found to lie on each manifold in this process (the stored one first).
+        self._members: dict[int, list[np.ndarray]] = {}
         self.roles: dict[int, str] = {}
         self.thetas: dict[int, np.ndarray] = {}
         self.values: dict[int, float] = {}
@@ -70,7 +73,7 @@ class Catalogue:
     def forget_after(self, length: int) -> None:
         """Drop the points added after the first ``length`` (their transaction rolled back)."""
         for point_id in list(self.roles)[length:]:
-            for known in (self.roles, self.thetas, self.values, self._keys):
+            for known in (self.roles, self.thetas, self.values, self._keys, self._members):
                 known.pop(point_id, None)
 
     def with_role(self, *roles: str) -> list[int]:
@@ -108,19 +111,15 @@ class Catalogue:
         return None
 
     def same_manifold_as(self, theta: np.ndarray, value: float) -> int | None:
-        """The id of a known manifold that a flat segment joins to ``theta``, or None."""
+        """The id of a known manifold joined to ``theta`` by a chain of critical points at its
+        level (:meth:`critpoints.landscape.flat_sets.FlatSetPaths.joins_group`: from the stored
+        point, or from points found on it since), or None."""
         for point_id in self._nearby(value):
-            if self.roles[point_id] == "manifold" and self.flat_between(self.thetas[point_id], theta):
-                return point_id
+            if self.roles[point_id] == "manifold":
+                if self._paths is None:
+                    self._paths = FlatSetPaths(self.loss)
+                members = self._members.setdefault(point_id, [self.thetas[point_id]])
+                if self._paths.joins_group(members, theta, minimum=True):
+                    members.append(np.asarray(theta, dtype=np.float64))
+                    return point_id
         return None
-
-    def flat_between(self, start: np.ndarray, end: np.ndarray) -> bool:
-        """Whether L stays at its level (to ``flat_tolerance``) on the geodesic from start to one
-        of the images of end near it."""
-        level = max(self.loss.value(start), self.loss.value(end))
-        slack = self.flat_tolerance * max(1.0, abs(level))
-        for _, image in near_images(self.loss.symmetries, start, end):
-            path = geodesic(self.loss.manifold, start, image, FLAT_SEGMENT_POINTS)
-            if max(self.loss.value(point) for point in path) - level <= slack:
-                return True
-        return False

@@ -18,9 +18,10 @@ class CriticalManifold:
     Attributes
     ----------
     kind : str
-        "flat minimum set" (transverse spectrum positive), "critical manifold" (some negative
-        transverse eigenvalue) or "flat region" (no transverse direction: the Hessian is zero on
-        the whole tangent space beyond the symmetries).
+        "flat minimum set" (a set of minima with transverse eigenvalues at some of its points),
+        "critical manifold" (negative transverse eigenvalues) or "flat region" (no transverse
+        direction at any of its points: the Hessian is zero on the whole tangent space beyond
+        the symmetries).
     dimension : int
         Dimension of the set beyond the symmetry orbits: the extra null directions of the
         Hessian along which Newton-corrected continuation stays critical at constant loss, at
@@ -28,9 +29,12 @@ class CriticalManifold:
     loss : float
         L on the set.
     index : int
-        Negative transverse eigenvalues.
+        Negative transverse eigenvalues at the point that started the entry (0 for a set of
+        minima, which degenerate points at its level whose smallest eigenvalue is a rounding
+        error below zero may join; critpoints.landscape.flat_sets).
     smallest_transverse, largest_transverse : float
-        Extreme non-zero eigenvalues (nan when the Hessian is zero on the whole tangent space).
+        Extreme non-zero eigenvalues over the merged points (nan when the Hessian is zero on the
+        whole tangent space at every one).
     label : str
         Label of the representative ("collapsed", "good", "bad"); other points of the set may differ.
     alignment : ndarray (d,)

@@ -33,7 +33,6 @@ the search stopped, and each minimum's Hessian spectrum. Flat critical sets met 
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import time
 from collections import Counter
@@ -61,15 +60,9 @@ from critpoints.landscape.result import Completeness, CriticalPointSet
 from critpoints.landscape.system import loss_system
 from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.setting import Setting
-from critpoints.solver.newton import NewtonOptions, Status
-from critpoints.solver.restarts import (
-    POOL_STARTUP_SECONDS,
-    InProcessExecutor,
-    _default_workers,
-    _local_pool,
-    check_executor,
-    solve_from_starts,
-)
+from critpoints.solver.batch_runner import BatchRunner
+from critpoints.solver.newton import Status
+from critpoints.solver.restarts import check_executor
 
 #: Relative size of the noise added to a copied neuron, and of a step off a saddle.
 MOVE_NOISE = 0.05
@@ -225,8 +218,10 @@ def explore_minima(
     max_rounds, max_runs, max_seconds : optional
         Budgets: stop after this many rounds, descents, or seconds (checked between rounds).
     executor : optional
-        None: local processes (started once for the whole search); any concurrent.futures-style
-        executor; or a dask.distributed Client (critpoints.solver.restarts.solve_from_starts).
+        None: this process, until a timed round shows that a pool of local processes pays for
+        its start-up, which then runs every later round (critpoints.solver.batch_runner);
+        any concurrent.futures-style executor; or a dask.distributed Client
+        (critpoints.solver.restarts.solve_from_starts).
     progress : bool
         A progress bar over the descents (shown only on a terminal).
     tau_good, eigenvalue_tolerance, orbit_tolerance : float
@@ -281,11 +276,11 @@ def explore_minima(
     stopped = ""
     initial = initial or max(20, 2 * setting.m * setting.p)
     starts = initial_points(loss, initial, rng)
-    runner = _Runner(setting, options, executor)
+    runner = BatchRunner(loss_system, (setting,), executor)
     try:
         with tqdm(disable=not progress or None, unit="descent", desc="minima") as bar:
             while True:
-                results = runner.solve(starts)
+                results = runner.solve(starts, options)
                 runs += len(results)
                 bar.update(len(results))
                 statuses.update(str(result.status) for result in results)
@@ -320,40 +315,6 @@ def explore_minima(
         "new_minima_per_round": new_per_round,
     }
     return _result(setting, found, statuses, search, tau_good)
-
-
-class _Runner:
-    """Runs the descents of each round: on the given executor, or on local processes started once
-    for the whole search when the first round shows that a round outlasts starting them."""
-
-    def __init__(self, setting: Setting, options: NewtonOptions, executor: Any) -> None:
-        self.setting = setting
-        self.options = options
-        self.executor = executor
-        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self.seconds_per_run: float | None = None
-
-    def solve(self, starts: np.ndarray) -> list:
-        executor = self.executor or self.pool
-        if executor is None and self.seconds_per_run is not None:
-            workers = _default_workers()
-            if workers > 1 and self.seconds_per_run * len(starts) > POOL_STARTUP_SECONDS * workers:
-                self.pool = executor = _local_pool(workers)
-            else:
-                executor = InProcessExecutor()
-        began = time.perf_counter()
-        results = solve_from_starts(
-            loss_system, (self.setting,), starts, options=self.options, executor=executor, progress=False
-        )
-        if self.seconds_per_run is None:  # round 0 ran on solve_from_starts' own choice of executor
-            self.seconds_per_run = (
-                (time.perf_counter() - began) / len(starts) * (_default_workers() if executor is None else 1)
-            )
-        return results
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
 
 
 class _Found:

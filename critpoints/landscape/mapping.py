@@ -10,8 +10,10 @@ phases, each committed in batches from this process:
    known symmetry orbits (critpoints.landscape.catalogue): a known orbit has its count raised, a
    new one is classified, labelled and stored as a minimum, a manifold (a flat set of minima)
    or a saddle (index >= 1).
-2. **points** given by the caller (from any other search, e.g. a minima-first one) are polished
-   by Newton and stored the same way (without counts: counts are this tool's random starts).
+2. **points**: with ``minima="explore"`` the minima-first search (critpoints.landscape.explore)
+   runs, and its minima and flat sets, then the points given by the caller (from any other
+   search), are polished by Newton and stored the same way (without counts: counts are this
+   tool's random starts).
 3. **connect**: every index-1 saddle not yet connected is descended from both sides
    (critpoints.landscape.connections); the two basins it reaches become an edge.
 4. **search**: saddles are searched between pairs of basins (Newton from the local maxima of L
@@ -31,7 +33,6 @@ import hashlib
 import json
 import math
 import os
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from critpoints import _validation as check
-from critpoints.landscape.catalogue import Catalogue
+from critpoints.landscape.catalogue import Catalogue, may_lie_on_manifold
 from critpoints.landscape.classification import DEFAULT_EIGENVALUE_TOLERANCE
 from critpoints.landscape.connections import (
     CONNECTION_DESCENT_ITERATIONS,
@@ -57,6 +58,7 @@ from critpoints.landscape.connections import (
 from critpoints.landscape.database import LandscapeDatabase
 from critpoints.landscape.disconnectivity import disconnectivity_tree
 from critpoints.landscape.engine import DESCENT_ITERATIONS
+from critpoints.landscape.explore import explore_minima
 from critpoints.landscape.graph import BASIN_ROLES, LandscapeGraph
 from critpoints.landscape.initialization import initial_points
 from critpoints.landscape.labels import DEFAULT_TAU_GOOD
@@ -66,8 +68,9 @@ from critpoints.landscape.symmetry_images import nearest_image
 from critpoints.landscape.system import LossSystem, loss_system
 from critpoints.losses.population_loss import population_loss
 from critpoints.model.setting import Setting
+from critpoints.solver.batch_runner import BatchRunner
 from critpoints.solver.newton import NewtonOptions, NewtonResult, Status
-from critpoints.solver.restarts import POOL_STARTUP_SECONDS, InProcessExecutor, _local_pool, solve_from_starts
+from critpoints.solver.restarts import InProcessExecutor, solve_from_starts
 
 __all__ = ["map_landscape", "role_of"]
 
@@ -106,6 +109,26 @@ def _ranges(indices: Sequence[int]) -> list[tuple[int, int]]:
     return ranges
 
 
+#: Where ``map_landscape`` takes its minima from.
+MINIMA_SOURCES = ("restarts", "explore")
+
+#: Keywords of ``explore_minima`` that ``map_landscape`` passes on.
+EXPLORE_OPTIONS = ("initial_starts", "moves_per_minimum", "patience", "max_rounds", "max_runs", "max_seconds")
+
+
+def _explore_options(minima: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if minima != "explore":
+        raise ValueError(
+            f"explore_options are options of the minima-first search; they need minima='explore', not {minima!r}"
+        )
+    unknown = sorted(set(options) - set(EXPLORE_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown explore_options {unknown}; known: {list(EXPLORE_OPTIONS)}")
+    return dict(options)
+
+
 def _newton_options(solver_options: dict[str, Any]) -> NewtonOptions:
     known = {f.name for f in dataclasses.fields(NewtonOptions)}
     unknown = sorted(set(solver_options) - known)
@@ -138,10 +161,7 @@ class _Mapper:
         self.run_id = run_id
         self.loss = population_loss(setting)
         self.system = LossSystem(self.loss)
-        #: None: this process until a timed batch shows that a pool of local processes pays off
-        self.requested = executor
-        self.executor = InProcessExecutor() if executor is None else executor
-        self.pool: Any = None
+        self.runner = BatchRunner(loss_system, (setting,), executor)
         self.options = options
         self.descending = dataclasses.replace(
             options, descent_iterations=options.descent_iterations or DESCENT_ITERATIONS
@@ -180,7 +200,7 @@ class _Mapper:
                 self.loss, theta, 0, tau_good=self.tau_good, eigenvalue_tolerance=self.eigenvalue_tolerance
             )
             role = role_of(point)
-            if role == "manifold":
+            if may_lie_on_manifold(role, point):
                 point_id = self.catalogue.same_manifold_as(theta, point.loss)
             if point_id is None:
                 point_id = self.database.add_point(self.setting_id, self.run_id, role, theta, point)
@@ -196,34 +216,9 @@ class _Mapper:
 
     # -- phases ----------------------------------------------------------------------
 
-    def solve(self, starts: np.ndarray, options: NewtonOptions | list[NewtonOptions], executor: Any = None):
-        return solve_from_starts(
-            loss_system,
-            (self.setting,),
-            starts,
-            options=options,
-            executor=self.executor if executor is None else executor,
-            progress=False,
-        )
-
-    def start_pool_if_worthwhile(self, seconds_per_start: float, remaining: int) -> bool:
-        """With the default executor: start a pool of local processes when the remaining starts,
-        at the rate measured here, take longer than twice the pool's start-up; returns whether
-        a pool runs."""
-        if self.pool is not None:
-            return True
-        workers = max(1, os.cpu_count() or 1)
-        if self.requested is not None or workers == 1:
-            return False
-        if seconds_per_start * remaining < 2 * POOL_STARTUP_SECONDS * workers:
-            return False
-        self.pool = self.executor = _local_pool(workers)
-        return True
-
     def close(self, failed: bool) -> None:
         """Shut the pool down (pending work cancelled after a failure)."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=not failed, cancel_futures=failed)
+        self.runner.close(failed)
 
     def explore(self, n_restarts: int, seed: int, init: Any, descent_fraction: float, batch_size: int | None) -> None:
         """Phase 1: Newton from the seeded starts not yet done, committed per batch.
@@ -239,24 +234,53 @@ class _Mapper:
         first = 0
         with tqdm(total=len(todo), disable=not self.progress or None, unit="start", desc="explore") as bar:
             while first < len(todo):
-                size = batch_size or (32 if self.pool is not None else 8) * workers
+                size = batch_size or (32 if self.runner.pooled else 8) * workers
                 batch = todo[first : first + size]
                 options = [self.descending if _descends(k, descent_fraction) else self.options for k in batch]
-                began = time.perf_counter()
-                runs = self.solve(starts[batch], options)
+                runs = self.runner.solve(starts[batch], options, upcoming=len(todo) - first - len(batch))
                 with self.transaction(), threadpool_limits(1):
                     self.store_runs(runs, count=True)
                     for start, stop in _ranges(batch):
                         self.database.add_explored(self.run_id, seed, key, start, stop)
                 first += len(batch)
                 bar.update(len(batch))
-                self.start_pool_if_worthwhile((time.perf_counter() - began) / len(batch), len(todo) - first)
 
     def add_points(self, points: np.ndarray) -> None:
         """Phase 2: points from another search, polished by Newton, stored without counts."""
-        runs = self.solve(np.array([self.loss.manifold.project(p) for p in points]), self.options)
+        runs = self.runner.solve(np.array([self.loss.manifold.project(p) for p in points]), self.options)
         with self.transaction(), threadpool_limits(1):
             self.store_runs(runs, count=False)
+
+    def search_minima(self, seed: int, options: dict[str, Any]) -> list[str]:
+        """Phase 1b: the minima-first search (critpoints.landscape.explore); its minima and flat
+        sets are stored as points from another search. Skipped when a finished run of the
+        setting already made the same search; returns a note on what was done."""
+        for run in self.database.runs(self.setting_id):
+            done = run.parameters.get("minima") == "explore" and run.parameters.get("explore") == options
+            if run.id != self.run_id and run.status == "finished" and done and run.parameters.get("seed") == seed:
+                return [f"minima-first search: done by run {run.id}, not repeated"]
+        fields = dataclasses.asdict(self.descending)
+        result = explore_minima(
+            self.setting,
+            seed,
+            executor=self.runner.pool or self.runner.requested,
+            progress=self.progress,
+            tau_good=self.tau_good,
+            eigenvalue_tolerance=self.eigenvalue_tolerance,
+            orbit_tolerance=self.catalogue.orbit_tolerance,
+            **options,
+            **fields,
+        )
+        found = [self.loss.pack(**point.params) for point in result.points]
+        found += [self.loss.pack(**manifold.params) for manifold in result.manifolds]
+        if found:
+            self.add_points(np.array(found))
+        search = result.metadata
+        return [
+            f"minima-first search: {len(result.points)} minima and {len(result.manifolds)} flat sets in "
+            f"{search['rounds']} rounds ({search['runs']} descents, {search['seconds']:.1f} s; {search['stopped']}); "
+            f"minima {result.completeness.describe()}"
+        ]
 
     def connect(self, saddle_ids: Sequence[int] | None = None, batch_size: int = 16) -> int:
         """Phase 3: descend from both sides of every index-1 saddle not yet connected (or of the
@@ -277,7 +301,7 @@ class _Mapper:
                 step=self.step,
                 options=self.connecting,
                 tolerance=self.eigenvalue_tolerance,
-                executor=self.executor,
+                executor=self.runner.executor,
             )
             with self.transaction(), threadpool_limits(1):
                 for record, connection in zip(batch, connections):
@@ -317,7 +341,9 @@ class _Mapper:
     def search_pair(self, a: int, b: int) -> None:
         """Newton from the maxima of L between basins a and b; connect the index-1 saddles reached."""
         starts = search_starts(self.system, self.catalogue.thetas[a], self.distance(a, b)[1])
-        runs = self.solve(starts, self.options, InProcessExecutor())
+        runs = solve_from_starts(
+            loss_system, (self.setting,), starts, options=self.options, executor=InProcessExecutor(), progress=False
+        )
         with self.transaction(), threadpool_limits(1):
             found = self.store_runs(runs, count=False)
             saddles = sorted({i for i in found if self.catalogue.roles[i] == "saddle"})
@@ -390,6 +416,8 @@ def map_landscape(
     seed: int = 0,
     init: Any = "gaussian",
     *,
+    minima: str = "explore",
+    explore_options: dict[str, Any] | None = None,
     points: ArrayLike | None = None,
     connect: bool = True,
     search: bool = True,
@@ -418,6 +446,19 @@ def map_landscape(
     n_restarts, seed, init
         Newton starts of the explore phase, as for ``enumerate_critical_points``; start k of
         (seed, init) is the same in every call.
+    minima : {"explore", "restarts"}
+        Where the minima come from. "explore" (the default): the Newton starts above and the
+        minima-first search :func:`~critpoints.landscape.explore.explore_minima` (seeded with
+        ``seed``), whose minima and flat sets are stored as points from another search.
+        Random restarts miss minima with small basins (claim 3 at d = 6: 9 of the 11 minima
+        from 1000 starts); the minima-first search hops between minima and finds them, so the
+        graph has every minimum to connect, for a few seconds more at d = 6. Restarts still
+        give basin counts and most index-1 saddles directly; ``n_restarts=0`` leaves the
+        minima to the search. A search already finished by an earlier run of the setting with
+        the same seed and options is not repeated. "restarts": the Newton starts only.
+    explore_options : dict, optional
+        Keywords of ``explore_minima`` (``initial_starts``, ``moves_per_minimum``, ``patience``,
+        ``max_rounds``, ``max_runs``, ``max_seconds``); only with ``minima="explore"``.
     points : array (K, n), optional
         Stationary points (or points near them) from another search, added without counts.
     connect : bool
@@ -439,8 +480,8 @@ def map_landscape(
         8 per CPU in this process, 32 per CPU in a pool.
     executor, progress
         As for ``enumerate_critical_points``. None: this process, until a batch timed here
-        shows that the remaining starts take longer than twice the start-up of a pool of
-        local processes, which then runs them.
+        shows that the starts left take longer than twice the start-up of a pool of local
+        processes, which then runs them (critpoints.solver.batch_runner).
     tau_good, eigenvalue_tolerance, orbit_tolerance
         Labels, classification and orbit matching, as for ``enumerate_critical_points``.
         Points stored by earlier runs keep their labels.
@@ -475,12 +516,16 @@ def map_landscape(
     step = check.real("step", step, low=0.0, high=1.0, low_open=True)
     batch_size = None if batch_size is None else check.integer("batch_size", batch_size, minimum=1)
     options = _newton_options(solver_options)
+    minima = check.choice("minima", minima, MINIMA_SOURCES)
+    explore_options = _explore_options(minima, explore_options)
     extra = None if points is None else np.atleast_2d(check.finite_array("points", points, ndim=None))
     parameters = {
         "n_restarts": n_restarts,
         "seed": seed,
         "init": _init_key(init),
         "points": 0 if extra is None else len(extra),
+        "minima": minima,
+        "explore": explore_options,
         "connect": connect,
         "search": search,
         "neighbours": neighbours,
@@ -514,6 +559,8 @@ def map_landscape(
         )
         try:
             mapper.explore(n_restarts, seed, init, descent_fraction, batch_size)
+            if minima == "explore":
+                notes += mapper.search_minima(seed, explore_options)
             if extra is not None and len(extra):
                 mapper.add_points(extra)
             if connect:

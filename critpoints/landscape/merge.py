@@ -21,7 +21,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from critpoints.landscape.catalogue import Catalogue
+from critpoints.landscape.catalogue import Catalogue, may_lie_on_manifold
 from critpoints.landscape.database import LandscapeDatabase
 from critpoints.losses.population_loss import population_loss
 
@@ -94,7 +94,7 @@ def _merge_setting(into, source, source_setting_id, setting, orbit_tolerance, ad
     points = {}
     for record in source.points(source_setting_id):
         point_id = catalogue.same_orbit_as(record.theta, record.point.loss)
-        if point_id is None and record.role == "manifold":
+        if point_id is None and may_lie_on_manifold(record.role, record.point):
             point_id = catalogue.same_manifold_as(record.theta, record.point.loss)
         if point_id is None:
             point_id = into.add_point(
@@ -116,8 +116,8 @@ def _merge_setting(into, source, source_setting_id, setting, orbit_tolerance, ad
     with_edges = {edge.saddle_id for edge in into.edges(setting_id)}
     for edge in source.edges(source_setting_id):
         saddle = points[edge.saddle_id]
-        if saddle in with_edges:
-            continue
+        if saddle in with_edges or catalogue.roles[saddle] != "saddle":
+            continue  # known, or a degenerate saddle found here to lie on a set of minima
         into.add_edge(
             setting_id,
             runs[edge.run_id],
@@ -131,5 +131,7 @@ def _merge_setting(into, source, source_setting_id, setting, orbit_tolerance, ad
         added["edges"] += 1
     for record in source.points(source_setting_id, "saddle"):
         saddle = points[record.id]
-        if record.connection is not None and connections.get(saddle) is None and saddle not in with_edges:
+        if catalogue.roles[saddle] != "saddle" or saddle in with_edges:
+            continue
+        if record.connection is not None and connections.get(saddle) is None:
             into.set_connection(saddle, record.connection)

@@ -260,7 +260,7 @@ def _system_recipe(make_system: Callable[..., StationarySystem], system_args: tu
         ) from error
 
 
-def _local_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+def local_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """A pool of fresh single-threaded worker processes started from a fork server, that end
     when this process ends and ignore Ctrl-C (critpoints.solver.lifeline.process_pool).
 
@@ -311,7 +311,7 @@ def _tear_down(pool: concurrent.futures.ProcessPoolExecutor) -> list[str]:
 def _pool_session(workers: int) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
     """The local pool for the duration of the block, torn down at once on any error, on
     Ctrl-C or on SIGTERM (after which this process ends by SIGTERM, as it would have)."""
-    pool = _local_pool(workers)
+    pool = local_pool(workers)
     catch_sigterm = (
         threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     )
@@ -401,7 +401,7 @@ def _pool_unavailable(workers: int) -> bool:
     return True
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
@@ -695,7 +695,7 @@ def solve_from_starts(
     check_executor(executor)
     progress = check.flag("progress", progress)
     deflate = check.flag("deflate", deflate)
-    workers = _default_workers()
+    workers = default_workers()
     size = _chunk_size(chunk_size, len(starts), workers, deflate)
     results: list[NewtonResult | None] = [None] * len(starts)
     with tqdm(total=len(starts), disable=not progress or None, unit="start", desc="Newton") as bar:
