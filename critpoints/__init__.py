@@ -19,6 +19,7 @@ from critpoints.losses.population_loss import PopulationLoss, population_loss
 from critpoints.model.augmentation import ComplementaryMask, IndependentMask
 from critpoints.model.dictionary import GivenDictionary, IdentityDictionary, RandomDictionary
 from critpoints.model.latent import Bernoulli, FixedCount, OneHot, sparsity_to_counts
+from critpoints.model.presets import claim_setting
 from critpoints.model.setting import ClosedForm, ExactEnumeration, LossSpec, SampleAverage, Setting
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Setting",
     "ViewMoments",
     "ViewSample",
+    "claim_setting",
     "enumerate_critical_points",
     "explore_minima",
     "exact_view_measure",

@@ -1,144 +1,223 @@
-"""The minima of a contrastive and a non-contrastive loss, side by side (derivations/CLAIMS.md, claims 2 and 3).
+"""Which losses have bad minima, and which recover M? Contrastive and non-contrastive, side by side.
 
 Run from the repository root::
 
-    python examples/contrastive_vs_noncontrastive.py                 # about 30 s on 2 cores
-    python examples/contrastive_vs_noncontrastive.py --plot plots/   # also the PNG figures
-    python examples/contrastive_vs_noncontrastive.py --restarts 600  # a more complete search
+    python examples/contrastive_vs_noncontrastive.py            # the answer (about a minute)
+    python examples/contrastive_vs_noncontrastive.py --full     # also every loss's full tables
+    python examples/contrastive_vs_noncontrastive.py --plot figures/   # and the figures
 
-For each of two settings — the setting of derivations/CLAIMS.md, claims 2 and 3 (M = I, sigma = 0, one-hot
-latents, independent masks with drop probability q, a symmetric-ReLU encoder with a fixed
-negative bias, unit rows, m = d) and an overparametrised one (m > d) — it enumerates the
-stationary points of the contrastive ``spectral`` loss and of the non-contrastive
-``ncl_cosine`` loss, prints both tables, and then a side-by-side summary: how many orbits of
-each kind, how the minima split into good / bad / collapsed, the lowest loss of each label,
-the indices of the saddles, the alignments, and the completeness estimate of each search.
-
-What to look for: the CL global minimum is good with the claim-3 value
-(1-q)^2 (-2(1-beta)^2 + (1-beta)^4/d), next to bad local minima with duplicated neurons;
-the NCL global minimum value 2 - 2(1-q)^2 is attained by bad points, and its minima are
-degenerate (a flat, full-dimensional set: derivations/CLAIMS.md, claim 2).
+The setting is that of the paper's claims (derivations/CLAIMS.md; ``critpoints.claim_setting``):
+M = I with d = 4 atoms, signed one-hot codes, independent masks dropping each coordinate with
+probability q = 0.5, a symmetric-ReLU encoder with the fixed bias -0.3, unit rows, m = d
+neurons. Every loss is the exact population loss. For each of the contrastive losses
+(``spectral``, ``infonce``) and the non-contrastive ones (``ncl_squared``, ``ncl_cosine``, and
+the stop-gradient field of ``ncl_predictor``) the script lists the stationary points Newton
+reaches from seeded starts (``enumerate_critical_points``), groups non-isolated critical sets
+into one entry each, evaluates the loss at the ground truth W = M, and runs plain gradient
+descent (the predictor's field dynamics) from random starts (``run_dynamics``). Then the
+minima-first search (``explore_minima``) lists every minimum of the spectral loss at d = 8.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 import critpoints
+from critpoints.dynamics.descent import run_dynamics
+
+#: The losses compared, with the side they are on.
+LOSSES = (
+    ("CL", "spectral"),
+    ("CL", "infonce"),
+    ("NCL", "ncl_squared"),
+    ("NCL", "ncl_cosine"),
+    ("NCL", "ncl_predictor"),
+)
+
+#: Kinds of flat critical sets that hold no descent direction (critpoints.landscape.flat_sets).
+FLAT_MINIMA = ("flat minimum set", "flat region")
 
 
-def settings(d: int, m_over: int, q: float, beta: float) -> list[tuple[str, critpoints.Setting, critpoints.Setting]]:
-    """(title, contrastive setting, non-contrastive setting) for m = d and m = m_over."""
-    out = []
-    for m in (d, m_over):
-        common = dict(
-            p=d,
-            d=d,
-            m=m,
-            dictionary="identity",
-            latent="one_hot",
-            augmentation=("independent_mask", q),
-            encoder="symrelu",
-            bias=-beta,
-            constraint="unit_rows",
-        )
-        title = f"m = d = {d}" if m == d else f"overparametrised, m = {m} > d = {d}"
-        out.append(
-            (title, critpoints.Setting(loss="spectral", **common), critpoints.Setting(loss="ncl_cosine", **common))
-        )
-    return out
+def ground_truth(setting: critpoints.Setting) -> np.ndarray:
+    """theta of W = M (and W_t = M, P = I) in the setting's layout."""
+    loss = critpoints.population_loss(setting)
+    blocks = {name: np.zeros(shape) for name, shape in loss.layout.shapes.items()}
+    for name in ("W", "W_t"):
+        if name in blocks:
+            blocks[name] = setting.dictionary_matrix().T
+    if "P" in blocks:
+        blocks["P"] = np.eye(setting.m)
+    return loss.pack(**blocks)
 
 
-def summary(result: critpoints.CriticalPointSet) -> dict[str, str]:
-    """The rows of the side-by-side table for one enumeration."""
-    kinds = Counter(point.kind for point in result)
-    minima = [point for point in result if point.kind == "minimum"]
-    flat_minima = [point for point in result if point.kind == "degenerate" and point.index == 0]
-    minima_labels = Counter(point.label for point in minima)
-    flat_labels = Counter(point.label for point in flat_minima)
-    saddle_indices = sorted(
-        point.index for point in result if point.kind in ("saddle", "degenerate") and point.index > 0
+@dataclass(frozen=True)
+class Summary:
+    """What one loss's enumeration and descent runs say (None where a field has no loss)."""
+
+    field: bool
+    global_min: float | None
+    truth: float  # L(M), or |F(M)| for the field
+    strict: dict[str, int]  # isolated minima (stable zeros of the field) by label
+    flat_sets: tuple  # the flat minimum sets (critpoints.landscape.critical_manifold)
+    degenerate: int  # degenerate zeros of the field
+    lowest_bad: float | None
+    descent: dict[str, float]  # fractions of the runs: good, bad, not converged
+
+    @property
+    def truth_is_global(self) -> bool:
+        """Whether W = M attains the global minimum (is a zero of the field)."""
+        if self.field:
+            return self.truth <= 1e-9
+        assert self.global_min is not None
+        return self.truth <= self.global_min + 1e-9 * max(1.0, abs(self.global_min))
+
+
+def summarise(setting: critpoints.Setting, result: critpoints.CriticalPointSet, runs) -> Summary:
+    """The summary of one loss from its enumeration and its descent runs."""
+    loss = critpoints.population_loss(setting)
+    truth = ground_truth(setting)
+    fractions = runs.basin_fractions()
+    descent = {name: fractions[name].fraction for name in ("good", "bad", "not converged")}
+    if loss.is_field:  # a field: stability of its zeros, no loss to minimise
+        stable = result.filter(kind="stable")
+        return Summary(
+            True, None, float(np.linalg.norm(loss.field(truth))), stable.counts(), (),
+            sum(p.kind == "degenerate" for p in result), None, descent,
+        )  # fmt: skip
+    flat_sets = tuple(entry for entry in result.manifolds if entry.kind in FLAT_MINIMA)
+    minima = result.minima()
+    levels = [p.loss for p in minima] + [entry.loss for entry in flat_sets]
+    bad = [p.loss for p in minima if p.label == "bad"] + [e.loss for e in flat_sets if e.labels.get("bad", 0)]
+    return Summary(
+        False, min(levels), loss.value(truth), minima.counts(), flat_sets, 0, min(bad) if bad else None, descent
     )
-    rows = {
-        "orbits found": str(len(result)),
-        "by kind": ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())) or "-",
-        "strict minima: good/bad/coll.": "/".join(str(minima_labels.get(k, 0)) for k in ("good", "bad", "collapsed")),
-        "flat minima (degenerate, index 0)": "/".join(str(flat_labels.get(k, 0)) for k in ("good", "bad", "collapsed")),
+
+
+def cells(summary: Summary) -> dict[str, str]:
+    """One row of the summary table."""
+    strict = "/".join(str(summary.strict.get(label, 0)) for label in ("good", "bad", "collapsed"))
+    if summary.field:
+        global_min, truth = "- (field)", "zero" if summary.truth_is_global else f"|F|={summary.truth:.1e}"
+        flat = f"{summary.degenerate} degenerate"
+    else:
+        global_min = f"{summary.global_min:.6g}"
+        truth = "yes" if summary.truth_is_global else f"no ({summary.truth:.4g})"
+        flat = "-"
+        if summary.flat_sets:
+            biggest = max(entry.dimension for entry in summary.flat_sets)
+            with_bad = sum(entry.labels.get("bad", 0) > 0 for entry in summary.flat_sets)
+            flat = f"{len(summary.flat_sets)} (dim<={biggest}, {with_bad} bad)"
+    return {
+        "global min": global_min,
+        "W=M attains it": truth,
+        "strict minima g/b/c": strict,
+        "flat minimum sets": flat,
+        "lowest bad min": "-" if summary.lowest_bad is None else f"{summary.lowest_bad:.6g}",
+        "GD good/bad/n.c.": "/".join(f"{value:.2f}" for value in summary.descent.values()),
     }
-    for label in ("good", "bad", "collapsed"):
-        points = [point for point in result if point.label == label and point.index == 0]
-        rows[f"lowest loss, {label} (index 0)"] = f"{min(p.loss for p in points):.6g}" if points else "-"
-    entries = [*result, *result.manifolds]  # isolated points and flat critical sets
-    lowest = min(entries, key=lambda entry: entry.loss) if entries else None
-    rows["global min: loss, label"] = f"{lowest.loss:.6g}, {lowest.label}" if lowest else "-"
-    rows["flat critical sets (one entry each)"] = (
-        "; ".join(f"{s.kind} dim {s.dimension} at {s.loss:.6g}, runs {s.labels}" for s in result.manifolds) or "-"
-    )
-    rows["indices > 0 (saddle or degenerate)"] = (
-        f"{saddle_indices[0]}..{saddle_indices[-1]} ({len(saddle_indices)})" if saddle_indices else "-"
-    )
-    good_min = [point.alignment.min() for point in result if point.index == 0]
-    rows["min_j a_j over index-0 points"] = f"{np.min(good_min):.3f}..{np.max(good_min):.3f}" if good_min else "-"
-    rows["starts converged"] = f"{result.status_counts.get('converged', 0)} of {sum(result.status_counts.values())}"
-    rows["Chao1: orbits not yet found"] = f"{result.completeness.unseen_estimate:.1f}"
-    return rows
 
 
-def side_by_side(left: dict[str, str], right: dict[str, str], titles: tuple[str, str]) -> str:
-    width = max(len(key) for key in left)
-    lines = [f"{'':<{width}}  {titles[0]:>28}  {titles[1]:>28}", "-" * (width + 60)]
-    for key in left:
-        lines.append(f"{key:<{width}}  {left[key]:>28}  {right[key]:>28}")
-    return "\n".join(lines)
+def verdict(name: str, summary: Summary) -> str:
+    """One sentence: does the loss recover M, and does it have bad minima."""
+    descent = summary.descent
+    ends = f"{descent['good']:.0%} of the descents end good, {descent['not converged']:.0%} do not converge"
+    if summary.field:
+        zero = "W = M (P = I) is a zero of the field" if summary.truth_is_global else "W = M is not a zero"
+        return f"{name}: {zero}; no stable zero was found; {ends}."
+    bad_minima = summary.strict.get("bad", 0) + sum(entry.labels.get("bad", 0) > 0 for entry in summary.flat_sets)
+    if not summary.truth_is_global:
+        where = f"W = M does not reach the lowest loss ({summary.truth:.4g} > {summary.global_min:.4g})"
+    elif summary.strict.get("good", 0) and not summary.flat_sets:
+        where = "the global minimum is W = M, isolated"
+    else:
+        where = "W = M attains the global minimum, on a flat set that also holds bad points"
+    return f"{name}: {where}; {bad_minima} bad minima or flat sets of minima; {ends}."
+
+
+def table(rows: dict[str, dict[str, str]]) -> list[str]:
+    """The rows as fixed-width lines, one per loss."""
+    columns = list(next(iter(rows.values())))
+    widths = {name: max(len(name), *(len(r[name]) for r in rows.values())) for name in columns}
+    first = max(len(name) for name in rows)
+    lines = ["  ".join([f"{'loss':<{first}}"] + [f"{name:>{widths[name]}}" for name in columns])]
+    lines.append("-" * len(lines[0]))
+    for name, cells in rows.items():
+        lines.append("  ".join([f"{name:<{first}}"] + [f"{cells[c]:>{widths[c]}}" for c in columns]))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--d", type=int, default=4, help="atoms (= input dimension p)")
-    parser.add_argument("--m-over", type=int, default=6, help="neurons of the overparametrised case (> d)")
+    parser.add_argument("--d", type=int, default=4, help="atoms = inputs = neurons of the exact tables")
     parser.add_argument("--q", type=float, default=0.5, help="mask drop probability")
     parser.add_argument("--beta", type=float, default=0.3, help="the fixed bias is -beta")
-    parser.add_argument("--restarts", type=int, default=160, help="Newton starts per enumeration")
+    parser.add_argument("--restarts", type=int, default=160, help="Newton starts per loss")
+    parser.add_argument("--runs", type=int, default=100, help="gradient-descent runs per loss")
+    parser.add_argument("--large-d", type=int, default=8, help="d of the minima-first search (0: skip it)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", metavar="DIR", default=None, help="write PNG figures into DIR")
+    parser.add_argument("--full", action="store_true", help="also print every loss's full tables")
+    parser.add_argument("--plot", metavar="DIR", default=None, help="write the figures (PNG) into DIR")
     args = parser.parse_args(argv)
 
     began = time.perf_counter()
-    q, beta, d = args.q, args.beta, args.d
+    d, q, beta = args.d, args.q, args.beta
     print(
-        f"claim 3 value of the CL good minimum: (1-q)^2 (-2(1-beta)^2 + (1-beta)^4/d) = "
-        f"{(1 - q) ** 2 * (-2 * (1 - beta) ** 2 + (1 - beta) ** 4 / d):.6g}"
+        f"M = I (d = {d}), one-hot codes, masks q = {q}, symrelu bias -{beta}, unit rows, m = d; exact "
+        f"population losses. {args.restarts} Newton starts and {args.runs} gradient-descent runs per loss."
     )
-    print(f"claim 2 value of the NCL global minimum: 2 - 2(1-q)^2 = {2 - 2 * (1 - q) ** 2:.6g}\n")
-    for title, contrastive, noncontrastive in settings(d, args.m_over, q, beta):
-        results = []
-        for setting in (contrastive, noncontrastive):
-            tic = time.perf_counter()
-            result = critpoints.enumerate_critical_points(
-                setting, n_restarts=args.restarts, seed=args.seed, progress=False
-            )
-            print(result)
-            print(f"({time.perf_counter() - tic:.1f} s)\n")
-            results.append(result)
-        print(f"== {title}: contrastive vs non-contrastive ==")
-        print(side_by_side(summary(results[0]), summary(results[1]), ("CL spectral", "NCL ncl_cosine")))
-        print()
-        if args.plot:
-            from critpoints import plots
+    summaries, results = {}, {}
+    for side, name in LOSSES:
+        setting = critpoints.claim_setting(name, d, beta=beta, q=q)
+        result = critpoints.enumerate_critical_points(setting, n_restarts=args.restarts, seed=args.seed, progress=False)
+        runs = run_dynamics(setting, n_starts=args.runs, seed=args.seed, lr=0.1)
+        label = f"{side} {setting.loss}"
+        summaries[label] = summarise(setting, result, runs)
+        results[label] = (setting, result, runs)
+    print()
+    print("\n".join(table({label: cells(summary) for label, summary in summaries.items()})))
+    print(
+        "strict minima g/b/c: isolated minima (stable zeros for the field) labelled good / bad / collapsed;\n"
+        "flat minimum sets: critical sets of positive dimension without descent directions, one entry each;\n"
+        "GD good/bad/n.c.: fractions of the runs ending good, bad or not converged in 20,000 steps."
+    )
 
-            tag = f"m{contrastive.m}"
-            for name, setting, result in (("cl", contrastive, results[0]), ("ncl", noncontrastive, results[1])):
-                written = [
-                    plots.minima_heatmaps(result, setting, f"{args.plot}/{name}_{tag}_minima.png"),
-                    plots.hessian_spectra(result, setting, f"{args.plot}/{name}_{tag}_spectra.png"),
-                    plots.index_vs_loss(result, f"{args.plot}/{name}_{tag}_index_loss.png"),
-                ]
-                print("wrote " + ", ".join(str(path) for path in written))
-    print(f"total {time.perf_counter() - began:.1f} s")
+    if args.large_d:
+        setting = critpoints.claim_setting("spectral", args.large_d, beta=beta, q=q)
+        tic = time.perf_counter()
+        found = critpoints.explore_minima(setting, seed=args.seed, progress=False)
+        good = found.filter(label="good")
+        bad = found.filter(label="bad")
+        print(
+            f"\nCL spectral at d = {args.large_d}, minima-first search ({time.perf_counter() - tic:.0f} s): "
+            f"{len(found)} minima ({found.completeness.unseen_estimate:.1f} more estimated by Chao1), "
+            f"{len(good)} good at {good[0].loss:.6g} and {len(bad)} bad, every bad one with duplicated neurons: "
+            f"{all(p.duplicated > 0 for p in bad)}."
+        )
+
+    print("\nWhat it shows:")
+    for label, summary in summaries.items():
+        print(f"  {verdict(label, summary)}")
+    if args.full:
+        for label, (_, result, runs) in results.items():
+            print(f"\n== {label} ==")
+            print(result)
+            print(runs)
+    if args.plot:
+        from critpoints import plots
+
+        folder = Path(args.plot)
+        for label, (setting, result, _) in results.items():
+            tag = label.split()[-1]
+            if len(result.minima()):
+                plots.minima_heatmaps(result, setting, folder / f"{tag}_minima.png")
+            plots.hessian_spectra(result, setting, folder / f"{tag}_spectra.png")
+        print(f"\nfigures written to {folder}/")
+    print(f"\ntotal {time.perf_counter() - began:.0f} s")
 
 
 if __name__ == "__main__":

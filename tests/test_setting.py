@@ -256,3 +256,19 @@ def test_settings_that_differ_are_not_equal(change):
     base = Setting(**ROUND_TRIP_SETTINGS[0])
     other = Setting(**{**ROUND_TRIP_SETTINGS[0], **change})
     assert other != base and other.to_dict() != base.to_dict()
+
+
+def test_claim_setting_is_the_setting_of_the_claims():
+    """The preset is the setting CLAIMS.md states the claims in; its options pass through."""
+    from critpoints import claim_setting
+
+    explicit = Setting(
+        p=5, d=5, m=7, loss="ncl_cosine", tied=True, dictionary="identity", latent="one_hot", noise=0.0,
+        augmentation=("independent_mask", 0.25), encoder="symrelu", bias=-0.2, constraint="unit_rows",
+    )  # fmt: skip
+    assert claim_setting("ncl_cosine", 5, m=7, beta=0.2, q=0.25, tied=True) == explicit
+    assert claim_setting(d=3) == Setting(p=3, d=3, m=3, loss="spectral", encoder="symrelu", bias=-0.3,
+                                         constraint="unit_rows")  # fmt: skip
+    assert claim_setting(constraint="none").constraint == "none"
+    with pytest.raises(TypeError, match="beta must be a real number"):
+        claim_setting(beta="0.3")
