@@ -300,7 +300,7 @@ def alignment_curves(
                 axis.plot([epoch], [triple[panel]], marker="*", markersize=10, color=colour, linestyle="none")
         axis.set_ylim(0.0, 1.02)
         axis.set_xlabel("epoch")
-        axis.set_ylabel(f"{name}_j a_j")
+        axis.set_ylabel(f"{name}$_j\\, a_j$")
         axis.grid(alpha=0.3)
         if panel == 0:
             axis.legend(fontsize=7, loc="lower right")

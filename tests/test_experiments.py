@@ -48,7 +48,7 @@ def test_data_follow_the_data_model():
     assert X.shape == (500, 50)
 
 
-def test_tiny_run_prints_the_metric_table():
+def test_tiny_run_prints_the_metric_table(tmp_path):
     budget = experiments.Budget(
         n=64, batch=32, lr=0.05, epochs=2, seeds=2, population_samples=32, population_lr=0.05, population_steps=4
     )
@@ -62,12 +62,21 @@ def test_tiny_run_prints_the_metric_table():
             assert cell.initial.shape == cell.final.shape == (2, 3)
             assert np.all((cell.final >= 0) & (cell.final <= 1))
     sgd = results[0]
-    assert "good" in sgd.label_table() and all(len(cell.labels) == 2 for cell in sgd.cells)
+    assert "good" in sgd.label_table() and all(len(cell.labels()) == 2 for cell in sgd.cells)
+    assert sgd.cells[0].labels(0.0) == ("good", "good") and sgd.cells[0].labels(1.01) == ("bad", "bad")
     first = sgd.cells[0]
     assert first.trajectory.shape == (2, 3, 10)
     np.testing.assert_allclose(first.at(2)["min"][0], first.final[:, 2].mean())
     with pytest.raises(ValueError, match="epoch must be one of the recorded epochs"):
         first.at(5)
+    from critpoints import plots
+
+    path = plots.alignment_curves(
+        {c.cell.method: c for c in sgd.cells}, tmp_path / "curves.png", reference={"CL": {2: (1, 1, 1)}}
+    )
+    assert path.stat().st_size > 10_000
+    with pytest.raises(ValueError, match="no recorded trajectory"):
+        plots.alignment_curves({"pop": results[1].cells[0]}, tmp_path / "none.png")
 
 
 # ---------------------------------------------------------------------------------------

@@ -360,7 +360,7 @@ class RunSpec:
 
 
 #: Bumped when a record's content or meaning changes (older files are then not reused).
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
@@ -375,6 +375,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         version=RECORD_VERSION,
         label={
             "label": label.label,
+            "collapsed": label.label == "collapsed",
             "recovered": label.recovered,
             "dead": label.dead,
             "duplicated": label.duplicated,
@@ -476,7 +477,8 @@ class CellResult:
     """The paper's metric for one cell: per seed, (max, median, min) of a_j initially and finally.
 
     ``epochs`` and ``trajectory`` (seeds, len(epochs), d) hold a_j along training when the
-    runs recorded it; ``labels`` the collapsed / good / bad label of each seed's final W.
+    runs recorded it; ``collapsed`` whether each seed's final representation is constant on
+    the data (critpoints.landscape.labels), which with the final a_j gives its label.
     """
 
     cell: Cell
@@ -485,7 +487,8 @@ class CellResult:
     final: np.ndarray  # (seeds, 3)
     epochs: np.ndarray | None = None
     trajectory: np.ndarray | None = None
-    labels: tuple[str, ...] = ()
+    collapsed: tuple[bool, ...] = ()
+    final_alignment: np.ndarray | None = None  # (seeds, d)
 
     def summary(self) -> dict[str, tuple[float, float]]:
         """Mean and sd over seeds of each entry of the metric."""
@@ -511,10 +514,20 @@ class CellResult:
         spread = (lambda v: float(v.std(ddof=1))) if len(a) > 1 else (lambda v: 0.0)
         return {name: (float(v.mean()), spread(v)) for name, v in values.items()}
 
-    def label_fractions(self) -> dict[str, float]:
-        """Fraction of seeds whose final W is collapsed, good, bad."""
-        total = max(len(self.labels), 1)
-        return {name: sum(label == name for label in self.labels) / total for name in ("good", "bad", "collapsed")}
+    def labels(self, tau_good: float = DEFAULT_TAU_GOOD) -> tuple[str, ...]:
+        """collapsed / good (min_j a_j >= tau_good) / bad, per seed (derivations/MODEL.md §6)."""
+        if self.final_alignment is None or len(self.collapsed) != len(self.final_alignment):
+            return ()
+        return tuple(
+            "collapsed" if collapsed else "good" if a.min() >= tau_good else "bad"
+            for collapsed, a in zip(self.collapsed, self.final_alignment)
+        )
+
+    def label_fractions(self, tau_good: float = DEFAULT_TAU_GOOD) -> dict[str, float]:
+        """Fraction of seeds whose final W is good, bad, collapsed."""
+        labels = self.labels(tau_good)
+        total = max(len(labels), 1)
+        return {name: sum(label == name for label in labels) / total for name in ("good", "bad", "collapsed")}
 
 
 @dataclass(frozen=True)
@@ -555,19 +568,26 @@ class ExperimentResult:
             lines.append(f"{result.cell.describe():<{width}} " + " ".join(f"{cell:>23}" for cell in cells))
         return "\n".join(lines)
 
-    def label_table(self) -> str:
-        """Claim 4 on the runs: per cell, the fraction of seeds ending good / bad / collapsed."""
+    def label_table(self, tau_goods: Iterable[float] = (DEFAULT_TAU_GOOD, 0.9)) -> str:
+        """Claim 4 on the runs: per cell, the fraction of seeds ending good / bad / collapsed.
+
+        good: not collapsed and min_j a_j >= tau_good, for each tau_good given (the project's
+        0.95 and the paper's 0.9 by default).
+        """
+        tau_goods = list(tau_goods)
         width = max([len(result.cell.describe()) for result in self.cells] + [4])
+        heading = "".join(f" {'good':>6} {'bad':>6}  (tau={tau:g})" for tau in tau_goods)
         lines = [
-            f"{self.experiment}: final W labelled from the ground truth (good: min_j a_j >= {DEFAULT_TAU_GOOD})",
-            f"{'cell':<{width}} {'good':>6} {'bad':>6} {'collapsed':>10} {'runs':>5}",
+            f"{self.experiment}: final W labelled from the ground truth (good: not collapsed, min_j a_j >= tau)",
+            f"{'cell':<{width}}{heading} {'collapsed':>10} {'runs':>5}",
         ]
         for result in self.cells:
-            f = result.label_fractions()
-            lines.append(
-                f"{result.cell.describe():<{width}} {f['good']:>6.2f} {f['bad']:>6.2f} {f['collapsed']:>10.2f} "
-                f"{len(result.labels):>5}"
-            )
+            row = ""
+            for tau in tau_goods:
+                f = result.label_fractions(tau)
+                row += f" {f['good']:>6.2f} {f['bad']:>6.2f}  {'':>9}"
+            collapsed = result.label_fractions()["collapsed"]
+            lines.append(f"{result.cell.describe():<{width}}{row} {collapsed:>10.2f} {len(result.collapsed):>5}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -594,7 +614,8 @@ def cell_results(cells_: Iterable[Cell], records: Iterable[dict[str, Any]], mode
                 np.array([record["final"] for record in runs]),
                 np.array(epochs[0]) if same else None,
                 np.array([record["alignment"] for record in runs]) if same else None,
-                tuple(record["label"]["label"] for record in runs if "label" in record),
+                tuple(record["label"]["collapsed"] for record in runs if "label" in record),
+                np.array([record["alignment"][-1] for record in runs]),
             )
         )
     return tuple(out)

@@ -94,7 +94,6 @@ import numpy as np
 from critpoints import _validation as check
 from critpoints.dynamics import sgd_kernels as kernels
 from critpoints.landscape.labels import alignment
-from critpoints.losses.batched import _k_through_normalisation
 from critpoints.model.dictionary import RandomDictionary
 from critpoints.model.latent import FixedCount, OneHot, sparsity_to_counts
 
@@ -612,18 +611,15 @@ def ntxent_backward(
     product = np.empty((views, m), dtype) if product is None else product
     rowsum = np.empty(views, dtype) if rowsum is None else rowsum
     inverse = kernels.row_norms(rep)
-    unit = rep * inverse[:, None]
     root = math.sqrt(temperature)
-    scaled = np.multiply(rep, (inverse / root).astype(dtype)[:, None])
+    scaled = np.empty((views, m), dtype)
+    kernels.scaled_units(rep, inverse, 1.0 / root, scaled)
     np.matmul(scaled, np.ascontiguousarray(scaled.T), out=similarity)
     np.exp(similarity, out=similarity)
     log_total = kernels.ntxent_weights(similarity, half, positive_in_denominator, rowsum)
     np.matmul(similarity, scaled, out=product)
-    partner = np.concatenate([scaled[half:], scaled[:half]])
-    positive = float(np.sum(scaled[:half].astype(float) * scaled[half:]))
-    grad_unit = (product - 2.0 * partner).astype(float) / (views * root)
-    grad = _k_through_normalisation(grad_unit, np.asarray(unit, dtype=float), inverse)
-    return grad, (log_total - 2.0 * positive) / views
+    grad, positive = kernels.ntxent_pullback(product, scaled, inverse, half, 1.0 / (views * root), root)
+    return grad, (log_total - positive) / views
 
 
 def train_run(run: PaperRun, epochs: int, record_every: int = 0) -> dict[str, Any]:

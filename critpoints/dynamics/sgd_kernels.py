@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from critpoints.losses.batched import _k_cosine_pairs, _k_norms
+from critpoints.losses.batched import _k_cosine_pairs, _k_norms, _k_through_normalisation
 from critpoints.losses.measure import symrelu_piece
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -263,3 +263,30 @@ def cosine_gradients(u, v, scale, grad_u, grad_v):
     grad_v[:] = 0.0
     weight = np.full(count, 1.0 / count)
     return _k_cosine_pairs(u, v, weight, scale, grad_u, grad_v)
+
+
+@njit(cache=True)
+def scaled_units(rep, inverse, scale, out):
+    """out = scale * rep_n / |rep_n| (rows; 0 for a zero row), in out's dtype."""
+    count, m = rep.shape
+    for n in range(count):
+        factor = scale * inverse[n]
+        for i in range(m):
+            out[n, i] = rep[n, i] * factor
+
+
+@njit(cache=True)
+def ntxent_pullback(product, scaled, inverse, half, factor, root):
+    """dL/df from G = A z_s: the unit-vector gradient g_i = factor (G_i - 2 z_s,i'), pulled back
+    through the normalisation (critpoints.losses.batched); also returns sum_i z_s,i . z_s,i'."""
+    count, m = product.shape
+    grad_unit = np.empty((count, m))
+    unit = np.empty((count, m))
+    positive = 0.0
+    for n in range(count):
+        partner = (n + half) % count
+        for i in range(m):
+            grad_unit[n, i] = factor * (product[n, i] - 2.0 * scaled[partner, i])
+            unit[n, i] = root * scaled[n, i]
+            positive += scaled[n, i] * scaled[partner, i]
+    return _k_through_normalisation(grad_unit, unit, inverse), positive
