@@ -134,6 +134,7 @@ def _ablation_plan() -> list[tuple[str, str, experiments.Cell]]:
         ("contrastive_loss", "E1", e1["CL"]),
         ("cl_views", "E1", e1["CL"]),
         ("bias_init", "E1", e1["CL"]),
+        ("batch_norm+bias_init", "E1", e1["CL"]),
         ("bias_init", "E1", e1["NCL"]),
         ("precision", "E1", e1["CL"]),
         ("precision", "E1", e1["NCL"]),
@@ -152,18 +153,17 @@ def ablate(args: argparse.Namespace) -> None:
     paper, project = TrainingModel.preset("paper"), TrainingModel()
     budget = experiments.Budget(3000, 512, 0.005, args.epochs, args.seeds, 2048, 0.05, 4800)
     print(f"{args.epochs} epochs, {args.seeds} seeds: final a_j (mean ± sd over seeds); load {_load()}")
-    print(f"{'switch':<18} {'cell':<36} {'model':<30} {'max':>13} {'median':>13} {'min':>13} {'> 0.9':>9}")
+    print(f"{'switch':<20} {'cell':<36} {'model':<46} {'max':>13} {'median':>13} {'min':>13} {'> 0.9':>9}")
     for switch, experiment, cell in _ablation_plan():
         if switch == "project model":
             variants = {"project model": project}
         elif switch == "cl_views":
             variants = {"paper, cl_views=independent": TrainingModel.preset("paper", cl_views="independent")}
         else:
-            variants = {
-                f"paper, {switch}={getattr(project, switch)}": TrainingModel.preset(
-                    "paper", **{switch: getattr(project, switch)}
-                )
-            }
+            names = switch.split("+")
+            changed = {name: getattr(project, name) for name in names}
+            label = "paper, " + ", ".join(f"{name}={value}" for name, value in changed.items())
+            variants = {label: TrainingModel.preset("paper", **changed)}
         for label, model in {"paper preset": paper, **variants}.items():
             (result,) = experiments.run_experiment(
                 experiment,
@@ -177,7 +177,7 @@ def ablate(args: argparse.Namespace) -> None:
             )
             at = result.cells[0].at(args.epochs)
             row = " ".join(f"{_format(at[name]):>13}" for name in ("max", "median", "min"))
-            print(f"{switch:<18} {cell.describe():<36} {label:<30} {row} {_format(at['> 0.9'], 1):>9}", flush=True)
+            print(f"{switch:<20} {cell.describe():<36} {label:<46} {row} {_format(at['> 0.9'], 1):>9}", flush=True)
 
 
 def grid(args: argparse.Namespace) -> None:

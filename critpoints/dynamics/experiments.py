@@ -576,16 +576,16 @@ class ExperimentResult:
         """
         tau_goods = list(tau_goods)
         width = max([len(result.cell.describe()) for result in self.cells] + [4])
-        heading = "".join(f" {'good':>6} {'bad':>6}  (tau={tau:g})" for tau in tau_goods)
+        heading = "".join(f" {f'good({tau:g})':>10} {f'bad({tau:g})':>10}" for tau in tau_goods)
         lines = [
-            f"{self.experiment}: final W labelled from the ground truth (good: not collapsed, min_j a_j >= tau)",
+            f"{self.experiment}: final W labelled from the ground truth (good(tau): not collapsed, min_j a_j >= tau)",
             f"{'cell':<{width}}{heading} {'collapsed':>10} {'runs':>5}",
         ]
         for result in self.cells:
             row = ""
             for tau in tau_goods:
                 f = result.label_fractions(tau)
-                row += f" {f['good']:>6.2f} {f['bad']:>6.2f}  {'':>9}"
+                row += f" {f['good']:>10.2f} {f['bad']:>10.2f}"
             collapsed = result.label_fractions()["collapsed"]
             lines.append(f"{result.cell.describe():<{width}}{row} {collapsed:>10.2f} {len(result.collapsed):>5}")
         return "\n".join(lines)
