@@ -93,7 +93,7 @@ import numpy as np
 
 from critpoints import _validation as check
 from critpoints.dynamics import sgd_kernels as kernels
-from critpoints.landscape.labels import alignment
+from critpoints.landscape.labels import alignment, symrelu
 from critpoints.model.dictionary import RandomDictionary
 from critpoints.model.latent import FixedCount, OneHot, sparsity_to_counts
 
@@ -400,16 +400,16 @@ class PaperRun:
         return alignment(self.W, self.M)
 
     def representation(self, x: np.ndarray, branch: str = "online") -> np.ndarray:
-        """f(x) (rows) of the evaluation-mode encoder (BN with its running averages)."""
-        suffix = "" if branch == "online" else "_t"
+        """f(x) (rows) of the evaluation-mode encoder: sigma_b(W x), or with BN (running averages)
+        sigma_b(t - b), t = gamma (W x + b - mean) / sqrt(var + eps) + beta."""
+        suffix = "" if check.choice("branch", branch, ("online", "target")) == "online" else "_t"
         P = self.state()
         h = np.asarray(x, dtype=float) @ P["W" + suffix].T
         b = P["b" + suffix]
         if not self.batch_norm:
-            return np.maximum(h + b, 0.0) - np.maximum(b - h, 0.0)
+            return symrelu(h, b)
         normal = (h + b - P["mean" + suffix]) / np.sqrt(P["var" + suffix] + BN_EPS)
-        t = P["gamma" + suffix] * normal + P["beta" + suffix]
-        return np.maximum(t, 0.0) - np.maximum(2.0 * b - t, 0.0)
+        return symrelu(P["gamma" + suffix] * normal + P["beta" + suffix] - b, b)
 
     # -- training ------------------------------------------------------------------
 
