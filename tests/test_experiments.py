@@ -64,6 +64,7 @@ def test_tiny_run_prints_the_metric_table(tmp_path):
     sgd = results[0]
     assert "good" in sgd.label_table() and all(len(cell.labels()) == 2 for cell in sgd.cells)
     assert sgd.cells[0].labels(0.0) == ("good", "good") and sgd.cells[0].labels(1.01) == ("bad", "bad")
+    assert sgd.cells[0].recovered(0.0) == 10 and sgd.cells[0].recovered(1.01) == 0
     first = sgd.cells[0]
     assert first.trajectory.shape == (2, 3, 10)
     np.testing.assert_allclose(first.at(2)["min"][0], first.final[:, 2].mean())

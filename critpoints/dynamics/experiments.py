@@ -528,6 +528,12 @@ class CellResult:
             for collapsed, a in zip(self.collapsed, self.final_alignment)
         )
 
+    def recovered(self, tau_good: float = DEFAULT_TAU_GOOD) -> float:
+        """Mean over seeds of the number of atoms with a_j >= tau_good at the end."""
+        if self.final_alignment is None:
+            return float("nan")
+        return float(np.mean(np.sum(self.final_alignment >= tau_good, axis=1)))
+
     def label_fractions(self, tau_good: float = DEFAULT_TAU_GOOD) -> dict[str, float]:
         """Fraction of seeds whose final W is good, bad, collapsed."""
         labels = self.labels(tau_good)
@@ -581,16 +587,17 @@ class ExperimentResult:
         """
         tau_goods = list(tau_goods)
         width = max([len(result.cell.describe()) for result in self.cells] + [4])
-        heading = "".join(f" {f'good({tau:g})':>10} {f'bad({tau:g})':>10}" for tau in tau_goods)
+        heading = "".join(f" {f'good({tau:g})':>10} {f'bad({tau:g})':>10} {f'atoms({tau:g})':>11}" for tau in tau_goods)
         lines = [
-            f"{self.experiment}: final W labelled from the ground truth (good(tau): not collapsed, min_j a_j >= tau)",
+            f"{self.experiment}: final W labelled from the ground truth (good(tau): not collapsed, min_j a_j >= tau;"
+            " atoms(tau): mean number of atoms with a_j >= tau)",
             f"{'cell':<{width}}{heading} {'collapsed':>10} {'runs':>5}",
         ]
         for result in self.cells:
             row = ""
             for tau in tau_goods:
                 f = result.label_fractions(tau)
-                row += f" {f['good']:>10.2f} {f['bad']:>10.2f}"
+                row += f" {f['good']:>10.2f} {f['bad']:>10.2f} {result.recovered(tau):>11.1f}"
             collapsed = result.label_fractions()["collapsed"]
             lines.append(f"{result.cell.describe():<{width}}{row} {collapsed:>10.2f} {len(result.collapsed):>5}")
         return "\n".join(lines)
@@ -690,15 +697,15 @@ def run_experiment(
             per_cell = cell_results(chosen, records)
         else:
             finals = _map(_population_task, [(cell, budget) for cell in chosen], workers)
-            per_cell = []
+            population = []
             for cell, weights in zip(chosen, finals):
                 initial, final = [], []
                 for seed, W in enumerate(weights, start=1):
                     M = dictionary(cell, seed)
                     initial.append(metric(initial_state(cell, seed, cell_index=cell.key)["W"], M))
                     final.append(metric(W, M))
-                per_cell.append(CellResult(cell, mode, np.array(initial), np.array(final)))
-            per_cell = tuple(per_cell)
+                population.append(CellResult(cell, mode, np.array(initial), np.array(final)))
+            per_cell = tuple(population)
         results.append(ExperimentResult(experiment, mode, budget, per_cell, time.perf_counter() - began, model))
     return results
 

@@ -352,10 +352,10 @@ class PaperRun:
             check.real("temperature", cell.temperature, low=1.0 / largest)
         self.M = dictionary(cell, seed)
         self.noise = noise_level(cell, self.model)
-        self.X = np.ascontiguousarray(draw_data(cell, seed, self.n, self.model, cell.key), dtype=dtype)
+        self.X: np.ndarray = np.ascontiguousarray(draw_data(cell, seed, self.n, self.model, cell.key), dtype=dtype)
         start = initial_state(cell, seed, self.model, cell.key)
         self.initial_W = start["W"].copy()
-        self.params = {}
+        self.params: dict[str, np.ndarray] = {}
         for suffix in ("", "_t"):
             self.params["WT" + suffix] = np.ascontiguousarray(start["W" + suffix].T, dtype=dtype)
             for key in _BRANCH_KEYS[1:]:
@@ -366,11 +366,9 @@ class PaperRun:
         self.order = np.arange(self.n)
         self.epoch = 0
         self.last_loss = float("nan")
-        if cell.method == "CL":
-            complementary = self.model.cl_views == "complementary"
-            q = 0.5 if cell.q is None else cell.q
-        else:
-            complementary, q = False, cell.q
+        # CL: complementary masks, or independent ones at the cell's q (0.5 for E1's CL cells)
+        complementary = cell.method == "CL" and self.model.cl_views == "complementary"
+        q = 0.5 if cell.q is None else cell.q
         self.complementary = complementary
         self.threshold = np.uint64(min(round(q * 2.0**32), 2**32 - 1)) if not complementary else np.uint64(0)
         self.scale = 2.0 if complementary else 1.0
