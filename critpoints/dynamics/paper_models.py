@@ -93,7 +93,7 @@ import numpy as np
 
 from critpoints import _validation as check
 from critpoints.dynamics import sgd_kernels as kernels
-from critpoints.landscape.labels import alignment, symrelu
+from critpoints.landscape.labels import alignment
 from critpoints.model.dictionary import RandomDictionary
 from critpoints.model.latent import FixedCount, OneHot, sparsity_to_counts
 
@@ -402,12 +402,18 @@ class PaperRun:
         sigma_b(t - b), t = gamma (W x + b - mean) / sqrt(var + eps) + beta."""
         suffix = "" if check.choice("branch", branch, ("online", "target")) == "online" else "_t"
         P = self.state()
-        h = np.asarray(x, dtype=float) @ P["W" + suffix].T
+        x = np.asarray(x, dtype=float)
+        h = x @ P["W" + suffix].T
         b = P["b" + suffix]
-        if not self.batch_norm:
-            return symrelu(h, b)
-        normal = (h + b - P["mean" + suffix]) / np.sqrt(P["var" + suffix] + BN_EPS)
-        return symrelu(P["gamma" + suffix] * normal + P["beta" + suffix] - b, b)
+        nonzero = np.any(x != 0.0, axis=1)
+        if self.batch_norm:  # sigma_b of t - b, which is not 0 on a zero view
+            normal = (h + b - P["mean" + suffix]) / np.sqrt(P["var" + suffix] + BN_EPS)
+            h = P["gamma" + suffix] * normal + P["beta" + suffix] - b
+            nonzero[:] = True
+        out = [np.empty_like(h) for _ in range(4)]
+        unused = [np.zeros(h.shape[1]) for _ in range(5)]
+        kernels.encode(h, nonzero, b, unused[0], unused[1], False, BN_EPS, BN_MOMENTUM, *out, *unused[2:])
+        return out[0]
 
     # -- training ------------------------------------------------------------------
 

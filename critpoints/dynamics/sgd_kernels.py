@@ -2,10 +2,11 @@
 
 Everything here works on one run and one minibatch: the random stream, the views of a batch,
 the encoder with its optional batch normalisation (forward and backward), the NT-Xent /
-InfoNCE weights of a 2B x 2B similarity matrix, and a whole epoch of non-contrastive training.
-The math is stated in critpoints.dynamics.paper_models; the symmetric ReLU, the row norms, the
-pull-back through the normalisation and the cosine with its gradients are the package's own
-(critpoints.losses.measure.symrelu_piece, critpoints.losses.batched), called, not rewritten.
+InfoNCE weights of a 2B x 2B similarity matrix and the pull-back of its gradient, the cosine
+of NCL. The math is stated in critpoints.dynamics.paper_models. The symmetric ReLU is the
+package's (``symrelu_piece``: the documented kink rule a1 = [t + b >= 0], a2 = [-t + b > 0] and
+the zero view). The normalisation n(f) = f/|f| (n(0) = 0), its pull-back and the cosine with
+its gradients are three small loops here, on the rows of one batch.
 
 Arrays are float32 or float64 (each kernel compiles once per dtype); sums over a batch are
 accumulated in float64 whatever the storage. The matrix products (pre-activations x W^T,
@@ -23,7 +24,6 @@ import math
 import numpy as np
 from numba import njit
 
-from critpoints.losses.batched import _k_cosine_pairs, _k_norms, _k_through_normalisation
 from critpoints.losses.measure import symrelu_piece
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -248,21 +248,61 @@ def ntxent_weights(E, half, positive_in_denominator, inverse_rowsum):
 
 @njit(cache=True)
 def row_norms(rep):
-    """1/|f_n| for the rows of rep (0 for a zero row): critpoints.losses.batched's row norms."""
-    return _k_norms(rep)
+    """1/|f_n| for the rows of rep (0 for a zero row), float64."""
+    count, m = rep.shape
+    inverse = np.zeros(count)
+    for n in range(count):
+        total = 0.0
+        for i in range(m):
+            total += rep[n, i] * rep[n, i]
+        if total > 0.0:
+            inverse[n] = 1.0 / math.sqrt(total)
+    return inverse
+
+
+@njit(cache=True)
+def through_normalisation(grad_unit, unit, inverse):
+    """dL/df_n from dL/dh_n for h_n = f_n / |f_n| (rows): (g_n - (g_n . h_n) h_n) / |f_n| (0 at f_n = 0)."""
+    count, m = unit.shape
+    out = np.empty((count, m))
+    for n in range(count):
+        dot = 0.0
+        for i in range(m):
+            dot += grad_unit[n, i] * unit[n, i]
+        for i in range(m):
+            out[n, i] = (grad_unit[n, i] - dot * unit[n, i]) * inverse[n]
+    return out
 
 
 @njit(cache=True)
 def cosine_gradients(u, v, scale, grad_u, grad_v):
     """sum_n c(u_n, v_n) / N; sets grad_u, grad_v to scale/N times dc/du_n, dc/dv_n (rows).
 
-    c and its gradients are critpoints.losses.batched's (zero where u_n or v_n is zero).
+    c(u, v) = u.v / (|u||v|), dc/du = (v^ - c u^)/|u|, dc/dv = (u^ - c v^)/|v|; c and its
+    gradients are 0 where u_n or v_n is 0 (n(0) = 0).
     """
-    count = u.shape[0]
-    grad_u[:] = 0.0
-    grad_v[:] = 0.0
-    weight = np.full(count, 1.0 / count)
-    return _k_cosine_pairs(u, v, weight, scale, grad_u, grad_v)
+    count, m = u.shape
+    inverse_u = row_norms(u)
+    inverse_v = row_norms(v)
+    factor = scale / count
+    total = 0.0
+    for n in range(count):
+        for i in range(m):
+            grad_u[n, i] = 0.0
+            grad_v[n, i] = 0.0
+        if inverse_u[n] == 0.0 or inverse_v[n] == 0.0:
+            continue
+        c = 0.0
+        for i in range(m):
+            c += u[n, i] * v[n, i]
+        c *= inverse_u[n] * inverse_v[n]
+        total += c
+        for i in range(m):
+            uh = u[n, i] * inverse_u[n]
+            vh = v[n, i] * inverse_v[n]
+            grad_u[n, i] = factor * (vh - c * uh) * inverse_u[n]
+            grad_v[n, i] = factor * (uh - c * vh) * inverse_v[n]
+    return total / count
 
 
 @njit(cache=True)
@@ -278,7 +318,7 @@ def scaled_units(rep, inverse, scale, out):
 @njit(cache=True)
 def ntxent_pullback(product, scaled, inverse, half, factor, root):
     """dL/df from G = A z_s: the unit-vector gradient g_i = factor (G_i - 2 z_s,i'), pulled back
-    through the normalisation (critpoints.losses.batched); also returns sum_i z_s,i . z_s,i'."""
+    through the normalisation; also returns sum_i z_s,i . z_s,i'."""
     count, m = product.shape
     grad_unit = np.empty((count, m))
     unit = np.empty((count, m))
@@ -289,4 +329,4 @@ def ntxent_pullback(product, scaled, inverse, half, factor, root):
             grad_unit[n, i] = factor * (product[n, i] - 2.0 * scaled[partner, i])
             unit[n, i] = root * scaled[n, i]
             positive += scaled[n, i] * scaled[partner, i]
-    return _k_through_normalisation(grad_unit, unit, inverse), positive
+    return through_normalisation(grad_unit, unit, inverse), positive
