@@ -269,6 +269,16 @@ def alignment_curves(
     reference: dict[str, dict[int, tuple[float, float, float]]] | None = None,
     title: str = "",
 ) -> Path:
+    """Write :func:`alignment_curves_figure` to ``path`` and return the path."""
+    return _save(alignment_curves_figure(curves, reference=reference, title=title), path)
+
+
+def alignment_curves_figure(
+    curves: dict[str, CellResult],
+    *,
+    reference: dict[str, dict[int, tuple[float, float, float]]] | None = None,
+    title: str = "",
+) -> Figure:
     """max / median / min over atoms of a_j against epochs, mean over seeds with a ±1 sd band.
 
     One panel per statistic (12 x 4 inches), one line per entry of ``curves``.
@@ -278,7 +288,6 @@ def alignment_curves(
     curves : dict[str, CellResult]
         Name -> a cell's SGD result whose runs recorded a_j along training
         (``run_experiment(..., record_every=r)``).
-    path : str or Path
     reference : dict[str, dict[int, (max, median, min)]], optional
         Points to mark, per name and epoch (e.g. the paper's own runs).
     title : str
@@ -307,4 +316,4 @@ def alignment_curves(
     if title:
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
