@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from critpoints.dynamics.descent import BasinFraction, DynamicsResult
-    from critpoints.dynamics.experiments import ExperimentResult
+    from critpoints.dynamics.experiments import CellResult, ExperimentResult
     from critpoints.landscape.graph import LandscapeGraph
     from critpoints.landscape.result import CriticalPoint, CriticalPointSet
 
@@ -423,3 +423,61 @@ def disconnectivity_panels(
         _draw_disconnectivity(figure.add_subplot(1, len(graphs), number + 1), graph, title)
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def alignment_curves(
+    curves: dict[str, CellResult],
+    path: str | Path,
+    *,
+    reference: dict[str, dict[int, tuple[float, float, float]]] | None = None,
+    title: str = "",
+) -> Path:
+    """Write :func:`alignment_curves_figure` to ``path`` and return the path."""
+    return save_figure(alignment_curves_figure(curves, reference=reference, title=title), path)
+
+
+def alignment_curves_figure(
+    curves: dict[str, CellResult],
+    *,
+    reference: dict[str, dict[int, tuple[float, float, float]]] | None = None,
+    title: str = "",
+) -> Figure:
+    """max / median / min over atoms of a_j against epochs, mean over seeds with a ±1 sd band.
+
+    One panel per statistic (12 x 4 inches), one line per entry of ``curves``.
+
+    Parameters
+    ----------
+    curves : dict[str, CellResult]
+        Name -> a cell's SGD result whose runs recorded a_j along training
+        (``run_experiment(..., record_every=r)``).
+    reference : dict[str, dict[int, (max, median, min)]], optional
+        Points to mark, per name and epoch (e.g. the paper's own runs).
+    title : str
+    """
+    figure = Figure(figsize=(12.0, 4.0))
+    statistics: tuple[tuple[str, Any], ...] = (("max", np.max), ("median", np.median), ("min", np.min))
+    colours = ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange"]
+    for panel, (name, reduce) in enumerate(statistics):
+        axis = figure.add_subplot(1, 3, panel + 1)
+        for colour, (label, result) in zip(colours, curves.items()):
+            if result.trajectory is None:
+                raise ValueError(f"curves[{label!r}] has no recorded trajectory (run with record_every > 0)")
+            assert result.epochs is not None  # recorded with the trajectory
+            values = reduce(result.trajectory, axis=2)  # (seeds, epochs)
+            mean = values.mean(axis=0)
+            sd = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
+            axis.plot(result.epochs, mean, color=colour, label=f"{label} ({len(values)} seeds)")
+            axis.fill_between(result.epochs, mean - sd, mean + sd, color=colour, alpha=0.2, linewidth=0)
+            for epoch, triple in (reference or {}).get(label, {}).items():
+                axis.plot([epoch], [triple[panel]], marker="*", markersize=10, color=colour, linestyle="none")
+        axis.set_ylim(0.0, 1.02)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(f"{name}$_j\\, a_j$")
+        axis.grid(alpha=0.3)
+        if panel == 0:
+            axis.legend(fontsize=7, loc="lower right")
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return figure

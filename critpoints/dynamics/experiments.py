@@ -1,22 +1,18 @@
 """The paper's experiments E1-E4 (derivations/MODEL.md §9), reproduced twice.
 
-1. **Minibatch SGD on sampled data**, as the paper's code trains: n samples x = M z + xi drawn
-   once, every epoch a reshuffle into batches of ``batch`` with fresh masks, plain SGD with the
-   learning rate of the paper, the symmetric-ReLU encoder with a trainable bias, and
+1. **Minibatch SGD on sampled data**, as the paper's code trains (critpoints.dynamics.paper_models:
+   the models, their math and the switches that select the project's model or the paper's
+   code): n samples x = M z + xi drawn once, every epoch a reshuffle into batches with fresh
+   masks, plain SGD, the symmetric-ReLU encoder with a trainable bias;
 
-   * CL: one encoder, the paper's NT-Xent loss on the 2B views of a batch (temperature 0.05,
-     each view's logits over the 2B - 1 others, the partner view as the target) with
-     complementary masks x1 = 2 D x, x2 = 2 (I - D) x;
-   * NCL (``ncl_cosine``, no predictor): two encoders, loss 2 - 2 mean <n(f_o(x1)), n(f_t(x2))>,
-     alternating steps: within an epoch, batches 0, 2, 4, ... step the online encoder with the
-     target frozen, batches 1, 3, ... the target encoder (the paper's ``alternate_train``);
-   * NCL+pred (``ncl_predictor``): a linear predictor P (with a bias c in E3, without in E4),
-     online loss 2 - 2 mean <n(P f_o(x1) + c), sg n(f_t(x2))>, target loss
-     2 - 2 mean <sg n(f_o(x1)), n(P f_t(x2) + c)>, P and c stepped in both phases.
+   * CL: one encoder, InfoNCE or the paper's NT-Xent on the 2B views of a batch (temperature
+     0.05) with complementary masks x1 = 2 D x, x2 = 2 (I - D) x;
+   * NCL (``ncl_cosine``, no predictor): two encoders, loss 2 - 2 mean cos(f_o(x1), f_t(x2)),
+     the paper's alternating online / target steps;
+   * NCL+pred (``ncl_predictor``): a linear predictor P (and, where the paper has one, a bias).
 
-   Under a constraint W is renormalised (rows or columns) after every step, as in the paper.
-   Runs are vectorised: every (cell, seed) is one slice of stacked arrays (float32, like the
-   paper's PyTorch code) and one step of all runs is a few batched matrix products.
+   Every (cell, seed) is one run; runs go to parallel processes (:func:`run_grid`), each
+   record is written to a folder as the run finishes, and an interrupted grid resumes.
 
 2. **Population dynamics**: full-batch gradient descent with the same initialisations on the
    expectation over a large fixed sample of (z, D1, D2, x') draws (critpoints.dynamics.descent with
@@ -27,8 +23,9 @@
 
 Both print the paper's metric: for each cell, max / median / min over atoms of
 a_j = max_i |cos(w_i, M_j)| (w_i the rows of the online encoder), at initialisation and at the
-end, mean +- sd over seeds. Deviations from the paper's code are listed in
-``derivations/experiments.md``.
+end, mean +- sd over seeds. The SGD runs also carry the label of their final W (collapsed /
+good / bad, derivations/MODEL.md §6: claim 4 in the paper's own setting). Deviations from the
+paper's code are listed in ``derivations/experiments.md``.
 
 Budgets: :data:`QUICK` (minutes at most for the whole set, under a minute for E1) and
 :data:`FULL` (the paper's n = 3000, batch 512, lr 0.005, 8000 epochs, 5 seeds).
@@ -36,21 +33,38 @@ Budgets: :data:`QUICK` (minutes at most for the whole set, under a minute for E1
 
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
+import json
 import math
 import time
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
+from critpoints import _files
+from critpoints import _validation as check
 from critpoints.dynamics.descent import descend
-from critpoints.landscape.labels import alignment
+from critpoints.dynamics.paper_models import (
+    PaperRun,
+    TrainingModel,
+    dictionary,
+    initial_state,
+    metric,
+    train_run,
+)
+from critpoints.landscape.labels import DEFAULT_TAU_GOOD, Label, data_inputs, label_point
 from critpoints.losses.population_loss import population_loss
+from critpoints.model.families import loss_family
 from critpoints.model.latent import FixedCount, OneHot, sparsity_to_counts
 from critpoints.model.setting import Setting
+from critpoints.solver.lifeline import process_pool
 
 EXPERIMENTS = ("E1", "E2", "E3", "E3'", "E4")
 METHODS = ("CL", "NCL", "NCL+pred")
@@ -124,11 +138,13 @@ class Cell:
     q : float or None
         Drop probability of the independent masks; None for CL's complementary masks.
     warm_start : float or None
-        None: random init, W entries N(0, 1/(p d)); c: W_0 = M^T + N(0, p^-c) noise.
+        None: random init, W entries N(0, 1/(p d)); c: W_0 = M^T + noise (variance p^-c, or
+        the paper's standard deviation c: ``TrainingModel.warm_start_noise``).
     constraint : str
         "none", "unit_rows" or "unit_columns".
     predictor_bias : bool
-        NCL+pred: the predictor has a bias (E3) or not (E4).
+        NCL+pred: the paper's predictor has a bias in this experiment (E3, E3') or not (E4);
+        it is trained only under ``TrainingModel(predictor_bias=True)``.
     temperature : float
         CL's NT-Xent / InfoNCE temperature.
     """
@@ -150,10 +166,10 @@ class Cell:
         """The paper's noise level sqrt(ln d) / d."""
         return math.sqrt(math.log(self.d)) / self.d
 
-    def latent_object(self):
-        """The latent law: positive one-hot (the paper's generator) or fixed_count from the sparsity."""
+    def latent_object(self, positive: bool = False):
+        """The latent law: one-hot with random signs (or ``positive``), or fixed_count from the sparsity."""
         if self.latent == "one_hot":
-            return OneHot(positive=True)
+            return OneHot(positive=positive)
         return FixedCount(*sparsity_to_counts(float(self.latent), self.d))
 
     def describe(self) -> str:
@@ -168,19 +184,6 @@ class Cell:
     def key(self) -> int:
         """A stable integer of the cell (seeds its random streams, whatever cells run with it)."""
         return zlib.crc32(self.describe().encode())
-
-    def group(self) -> tuple:
-        """Cells with the same group are simulated together (one stack of runs)."""
-        return (
-            self.method,
-            self.p,
-            self.d,
-            self.m,
-            self.constraint,
-            self.predictor_bias,
-            self.temperature,
-            self.q is None,
-        )
 
 
 def cells(experiment: str) -> list[Cell]:
@@ -219,235 +222,26 @@ def cells(experiment: str) -> list[Cell]:
 
 
 # ---------------------------------------------------------------------------------------
-# Data and initialisation (shared by both reproductions)
-# ---------------------------------------------------------------------------------------
-
-
-def _rng(cell_index: int, seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, cell_index, stream])
-
-
-def dictionary(cell: Cell, seed: int) -> np.ndarray:
-    """The seeded random dictionary of a run (critpoints.RandomDictionary with seed ``seed``)."""
-    from critpoints.model.dictionary import RandomDictionary
-
-    return RandomDictionary(seed).matrix(cell.p, cell.d)
-
-
-def draw_data(cell: Cell, seed: int, n: int, cell_index: int = 0) -> np.ndarray:
-    """n inputs x = M z + xi (rows), fixed for the whole SGD run."""
-    rng = _rng(cell_index, seed, 0)
-    z = cell.latent_object().sample(rng, n, cell.d)
-    return z @ dictionary(cell, seed).T + cell.sigma * rng.standard_normal((n, cell.p))
-
-
-def initial_state(cell: Cell, seed: int, cell_index: int = 0) -> dict[str, np.ndarray]:
-    """The paper's initialisation of one run.
-
-    W and W_t: i.i.d. N(0, 1/(p d)) (random) or M^T + N(0, p^-c) with atoms drawn with
-    replacement when m > d (warm start), each encoder its own draw; biases U(-1/sqrt(p), 1/sqrt(p))
-    (PyTorch's default for a Linear layer); predictor P and its bias U(-1/sqrt(m), 1/sqrt(m)).
-    """
-    rng = _rng(cell_index, seed, 1)
-    p, d, m = cell.p, cell.d, cell.m
-    atoms = dictionary(cell, seed).T
-    state = {}
-    for name in ("W", "W_t"):
-        if cell.warm_start is None:
-            state[name] = rng.normal(0.0, math.sqrt(1.0 / (p * d)), (m, p))
-        else:
-            chosen = rng.integers(0, d, size=m) if m > d else np.arange(m) % d
-            state[name] = atoms[chosen] + rng.normal(0.0, p ** (-cell.warm_start / 2.0), (m, p))
-    bound = 1.0 / math.sqrt(p)
-    state["b"] = rng.uniform(-bound, bound, m)
-    state["b_t"] = rng.uniform(-bound, bound, m)
-    bound = 1.0 / math.sqrt(m)
-    state["P"] = rng.uniform(-bound, bound, (m, m))
-    state["c"] = rng.uniform(-bound, bound, m) if cell.predictor_bias else np.zeros(m)
-    if cell.constraint != "none":
-        for name in ("W", "W_t"):
-            state[name] = _normalise(state[name][None], cell.constraint)[0]
-    return state
-
-
-def _normalise(W: np.ndarray, constraint: str) -> np.ndarray:
-    """Rows (axis 2) or columns (axis 1) of each (R, m, p) matrix to unit norm."""
-    axis = 2 if constraint == "unit_rows" else 1
-    return W / np.linalg.norm(W, axis=axis, keepdims=True)
-
-
-def metric(W: np.ndarray, M: np.ndarray) -> tuple[float, float, float]:
-    """The paper's metric: (max, median, min) over atoms of a_j = max_i |cos(w_i, M_j)|."""
-    a = alignment(np.asarray(W, dtype=float), M)
-    return float(a.max()), float(np.median(a)), float(a.min())
-
-
-# ---------------------------------------------------------------------------------------
-# Minibatch SGD, vectorised over runs
-# ---------------------------------------------------------------------------------------
-
-
-def _symrelu(pre: np.ndarray, bias: np.ndarray):
-    up = pre + bias[:, None, :]
-    down = bias[:, None, :] - pre
-    a1 = up > 0
-    a2 = down > 0
-    rep = np.where(a1, up, 0.0) - np.where(a2, down, 0.0)
-    return rep.astype(pre.dtype, copy=False), a1, a2
-
-
-def _normalised(rep: np.ndarray):
-    norm = np.sqrt(np.sum(rep * rep, axis=-1, keepdims=True))
-    inverse = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
-    return rep * inverse, inverse
-
-
-def _cosine_grad(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """d/du of sum over rows of cos(u, v) (zero where u or v is zero)."""
-    u_hat, inv_u = _normalised(u)
-    v_hat, _ = _normalised(v)
-    cosine = np.sum(u_hat * v_hat, axis=-1, keepdims=True)
-    return (v_hat - cosine * u_hat) * inv_u
-
-
-def _backward(grad_rep, points, a1, a2):
-    """(dW, db) from dL/df through the symmetric ReLU."""
-    grad_pre = grad_rep * np.add(a1, a2, dtype=grad_rep.dtype)
-    grad_bias = np.sum(grad_rep * np.subtract(a1, a2, dtype=grad_rep.dtype), axis=1)
-    return np.matmul(grad_pre.transpose(0, 2, 1), points), grad_bias
-
-
-def _ntxent_grad(u: np.ndarray, v: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients of the paper's NT-Xent loss in the representations u, v (R, B, m).
-
-    With z = [n(u); n(v)] (2B rows) and S = z z^T / tau, the loss is
-    (1/2B) sum_i [log sum_{j != i} exp S_ij - S_{i, i'}] (i' the other view of i), so
-    dL/dS_ij = (softmax_i(S)_j - [j = i']) / 2B and dL/dz = (G + G^T) z / tau.
-    """
-    count = u.shape[1]
-    z_hat, inverse = _normalised(np.concatenate([u, v], axis=1))
-    logits = np.matmul(z_hat, z_hat.transpose(0, 2, 1)) / temperature
-    diagonal = np.arange(2 * count)
-    logits[:, diagonal, diagonal] = -np.inf
-    logits -= logits.max(axis=2, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=2, keepdims=True)
-    partner = np.concatenate([diagonal[count:], diagonal[:count]])
-    logits[:, diagonal, partner] -= 1.0
-    logits /= 2 * count
-    grad_hat = np.matmul(logits + logits.transpose(0, 2, 1), z_hat) / temperature
-    grad = (grad_hat - np.sum(grad_hat * z_hat, axis=-1, keepdims=True) * z_hat) * inverse
-    return grad[:, :count], grad[:, count:]
-
-
-def sgd_step(
-    state: dict[str, np.ndarray],
-    x1: np.ndarray,
-    x2: np.ndarray,
-    method: str,
-    online: bool,
-    lr: float,
-    temperature: float = 0.05,
-) -> None:
-    """One SGD step of R stacked runs on a minibatch of views, in place.
-
-    Parameters
-    ----------
-    state : dict
-        W, b (R, m, p), (R, m); W_t, b_t; P (R, m, m) and c (R, m) for the predictor.
-    x1, x2 : ndarray (R, B, p)
-        The two views of the batch of each run.
-    method : {"CL", "NCL", "NCL+pred"}
-    online : bool
-        NCL: step the online encoder (and the predictor by the online loss) if True, the
-        target encoder (and the predictor by the target loss) otherwise. Ignored by CL.
-    lr : float
-    temperature : float
-        CL's NT-Xent temperature.
-    """
-    dtype = x1.dtype.type
-    lr = dtype(lr)
-    W, b = state["W"], state["b"]
-    if method == "CL":
-        u, a1u, a2u = _symrelu(np.matmul(x1, W.transpose(0, 2, 1)), b)
-        v, a1v, a2v = _symrelu(np.matmul(x2, W.transpose(0, 2, 1)), b)
-        grad_u, grad_v = _ntxent_grad(u, v, temperature)
-        gw1, gb1 = _backward(grad_u, x1, a1u, a2u)
-        gw2, gb2 = _backward(grad_v, x2, a1v, a2v)
-        W -= lr * (gw1 + gw2)
-        b -= lr * (gb1 + gb2)
-        return
-    W_t, b_t = state["W_t"], state["b_t"]
-    u, a1u, a2u = _symrelu(np.matmul(x1, W.transpose(0, 2, 1)), b)
-    v, a1v, a2v = _symrelu(np.matmul(x2, W_t.transpose(0, 2, 1)), b_t)
-    own, other, points, a1, a2 = (u, v, x1, a1u, a2u) if online else (v, u, x2, a1v, a2v)
-    scale = dtype(-2.0 / x1.shape[1])
-    if method == "NCL+pred":
-        P, c = state["P"], state["c"]
-        predicted = np.matmul(own, P.transpose(0, 2, 1)) + c[:, None, :]
-        grad_predicted = scale * _cosine_grad(predicted, other)
-        grad_own = np.matmul(grad_predicted, P)
-        P -= lr * np.matmul(grad_predicted.transpose(0, 2, 1), own)
-        c -= lr * grad_predicted.sum(axis=1)
-    else:
-        grad_own = scale * _cosine_grad(own, other)
-    gw, gb = _backward(grad_own, points, a1, a2)
-    if online:
-        W -= lr * gw
-        b -= lr * gb
-    else:
-        W_t -= lr * gw
-        b_t -= lr * gb
-
-
-def _sgd_group(runs: list[tuple[int, Cell, int]], budget: Budget, dtype=np.float32) -> list[np.ndarray]:
-    """Train every run (cell index, cell, seed) of one group; returns the final W of each."""
-    first = runs[0][1]
-    X = np.stack([draw_data(cell, seed, budget.n, index) for index, cell, seed in runs]).astype(dtype)
-    states = [initial_state(cell, seed, index) for index, cell, seed in runs]
-    state = {name: np.stack([s[name] for s in states]).astype(dtype) for name in states[0]}
-    q = np.array([0.0 if cell.q is None else cell.q for _, cell, _ in runs], dtype=dtype)[:, None, None]
-    rng = np.random.default_rng([runs[0][2], runs[0][0], 2, len(runs)])
-    count, n = X.shape[0], budget.n
-    contrastive = first.method == "CL"
-    complementary = first.q is None
-    last = (n // budget.batch) * budget.batch if contrastive else n  # the paper drops the last CL batch
-    order = np.broadcast_to(np.arange(n), (count, n))
-    W, W_t = state["W"], state["W_t"]
-    for _ in range(budget.epochs):
-        permutation = rng.permuted(order, axis=1)
-        for number, start in enumerate(range(0, last, budget.batch)):
-            index = permutation[:, start : min(start + budget.batch, last)]
-            inputs = np.take_along_axis(X, index[:, :, None], axis=1)
-            if complementary:
-                keep = (rng.random(inputs.shape, dtype=dtype) < 0.5).astype(dtype)
-                x1, x2 = 2.0 * keep * inputs, 2.0 * (1.0 - keep) * inputs
-            else:
-                draws = rng.random((2,) + inputs.shape, dtype=dtype)
-                x1, x2 = (draws[0] >= q) * inputs, (draws[1] >= q) * inputs
-            sgd_step(state, x1, x2, first.method, number % 2 == 0, budget.lr, first.temperature)
-            if first.constraint != "none":
-                W[...] = _normalise(W, first.constraint)
-                W_t[...] = _normalise(W_t, first.constraint)
-    return [np.asarray(W[r], dtype=float) for r in range(count)]
-
-
-# ---------------------------------------------------------------------------------------
 # Population dynamics
 # ---------------------------------------------------------------------------------------
 
 
-def population_setting(cell: Cell, seed: int, samples: int) -> Setting:
-    """The Setting of a cell with E[.] over a fixed sample of ``samples`` draws (seeded)."""
+def population_setting(
+    cell: Cell, seed: int, samples: int, positive: bool = False, noise: float | None = None
+) -> Setting:
+    """The Setting of a cell with E[.] over a fixed sample of ``samples`` draws (seeded).
+
+    One-hot codes carry random signs unless ``positive``; the noise is sqrt(ln d)/d unless given.
+    """
     loss = {"CL": "infonce", "NCL": "ncl_cosine", "NCL+pred": "ncl_predictor"}[cell.method]
-    options: dict[str, Any] = {"temperature": cell.temperature} if loss == "infonce" else {}
+    options: dict[str, Any] = {"temperature": cell.temperature} if "temperature" in loss_family(loss).options else {}
     return Setting(
         p=cell.p,
         d=cell.d,
         m=cell.m,
         dictionary=("random", seed),
-        latent=cell.latent_object(),
-        noise=cell.sigma,
+        latent=cell.latent_object(positive),
+        noise=cell.sigma if noise is None else noise,
         augmentation="complementary_mask" if cell.q is None else ("independent_mask", cell.q),
         encoder="symrelu",
         bias="trainable",
@@ -468,7 +262,7 @@ def _population_cell(cell: Cell, index: int, budget: Budget) -> list[np.ndarray]
         small = replace_expectation(setting, 1)
         loss = population_loss(small)  # the layout and manifold; the measure is passed below
         measure = sample_view_measure(setting, budget.population_samples, seed)
-        state = initial_state(cell, seed, index)
+        state = initial_state(cell, seed, cell_index=index)
         blocks = {name: state[name] for name in loss.layout.shapes}
         outcome = descend(
             loss,
@@ -496,18 +290,197 @@ def replace_expectation(setting: Setting, samples: int) -> Setting:
 
 
 # ---------------------------------------------------------------------------------------
+# Claim 4 on the runs: labels of the final W
+# ---------------------------------------------------------------------------------------
+
+
+def label_run(run: PaperRun, tau_good: float = DEFAULT_TAU_GOOD) -> Label:
+    """collapsed / good / bad of a run's final online encoder (critpoints.landscape.labels).
+
+    The data law of the run (its dictionary, latent and noise) gives the inputs on which
+    collapse and dead neurons are decided. Without batch normalisation this is
+    ``label_point`` itself; with it the representation is that of the evaluation-mode
+    encoder (running averages), to which the same rules are applied.
+    """
+    cell, model = run.cell, run.model
+    setting = population_setting(cell, run.seed, 1, positive=model.one_hot_sign == "paper", noise=run.noise)
+    state = run.state()
+    label = label_point(setting, {key: state[key] for key in ("W", "b", "W_t", "b_t")}, tau_good=tau_good)
+    if not run.batch_norm:
+        return label
+    representation = run.representation(data_inputs(setting))
+    scale = max(1.0, float(np.abs(representation).max(initial=0.0)))
+    tolerance = 1e-9 * scale
+    collapsed = bool(np.all(np.abs(representation - representation[0]) <= tolerance))
+    dead = int(np.sum(np.all(np.abs(representation) <= tolerance, axis=0)))
+    good = not collapsed and label.alignment.min() >= tau_good
+    return replace(label, label="collapsed" if collapsed else "good" if good else "bad", dead=dead)
+
+
+# ---------------------------------------------------------------------------------------
+# Runs, written as they finish
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One SGD run of a grid: a cell, a seed, a training model and the sizes."""
+
+    cell: Cell
+    seed: int
+    model: TrainingModel
+    n: int
+    batch: int
+    lr: float
+    epochs: int
+    record_every: int = 0
+
+    def fingerprint(self) -> str:
+        """A digest of everything the run's result depends on (its file name carries it)."""
+        payload = {
+            "cell": self.cell.describe(),
+            "key": self.cell.key,
+            "seed": self.seed,
+            "model": self.model.to_dict(),
+            "sizes": [self.n, self.batch, self.lr, self.epochs, self.record_every],
+            "version": RECORD_VERSION,
+        }
+        return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def file_name(self) -> str:
+        """``<experiment>_<method>_<latent>_<q>_<init>_seed<seed>_<fingerprint>.json``."""
+        label = "_".join(self.cell.describe().split()).replace("+", "p").replace("'", "prime").replace("=", "")
+        return f"{label}_seed{self.seed}_{self.fingerprint()}.json"
+
+    def cost(self) -> float:
+        """Relative cost, to start the longest runs first (a CL step is ~ 2B x 2B x m)."""
+        steps = self.epochs * max(self.n // self.batch, 1)
+        per_step = self.batch * self.cell.m * (2 * self.batch if self.cell.method == "CL" else self.cell.p)
+        return steps * per_step
+
+
+#: Bumped when a record's content or meaning changes (older files are then not reused).
+RECORD_VERSION = 2
+
+
+def run_one(spec: RunSpec) -> dict[str, Any]:
+    """Train one run (one BLAS thread) and return its record with the label of its final W.
+
+    ``seconds`` is the run's wall time, ``cpu_seconds`` the CPU time of its process (what the
+    run costs on an otherwise idle core).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        began, cpu = time.perf_counter(), time.process_time()
+        run = PaperRun(spec.cell, spec.seed, spec.model, n=spec.n, batch=spec.batch, lr=spec.lr)
+        record = train_run(run, spec.epochs, spec.record_every)
+        label = label_run(run)
+    record.update(
+        fingerprint=spec.fingerprint(),
+        version=RECORD_VERSION,
+        label={
+            "label": label.label,
+            "collapsed": label.label == "collapsed",
+            "recovered": label.recovered,
+            "dead": label.dead,
+            "duplicated": label.duplicated,
+            "tau_good": DEFAULT_TAU_GOOD,
+        },
+        seconds=time.perf_counter() - began,
+        cpu_seconds=time.process_time() - cpu,
+    )
+    return record
+
+
+def _read(path: Path, spec: RunSpec) -> dict[str, Any] | None:
+    """The stored record of ``spec``, or None if absent, unreadable or of another run."""
+    try:
+        record = _files.loads_record(path.read_text(), path)
+    except (OSError, ValueError):
+        return None
+    return record if record.get("fingerprint") == spec.fingerprint() else None
+
+
+def run_grid(
+    specs: Iterable[RunSpec],
+    directory: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train every run, in parallel processes, writing each record as it finishes.
+
+    Parameters
+    ----------
+    specs : iterable of RunSpec
+    directory : str or Path, optional
+        Folder of the run records (created). A run whose record is already there (same
+        fingerprint) is not trained again, so an interrupted grid resumes where it stopped.
+        Records are written atomically (a temporary file in the folder, then a rename).
+    workers : int
+        Processes; runs are independent and the longest start first. Each uses one BLAS thread.
+        Scripts that pass workers > 1 need an ``if __name__ == "__main__":`` guard.
+    progress : bool
+        A tqdm bar over the runs.
+
+    Returns
+    -------
+    list of dict
+        The records in the order of ``specs`` (see :func:`run_one`).
+    """
+    specs = list(specs)
+    workers = check.integer("workers", workers, minimum=1)
+    folder = None if directory is None else Path(directory)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    records: dict[int, dict[str, Any]] = {}
+    todo = []
+    for index, spec in enumerate(specs):
+        stored = None if folder is None else _read(folder / spec.file_name(), spec)
+        if stored is None:
+            todo.append(index)
+        else:
+            records[index] = stored
+    todo.sort(key=lambda index: -specs[index].cost())
+
+    def finish(index: int, record: dict[str, Any]) -> None:
+        records[index] = record
+        if folder is not None:
+            _files.write_text(folder / specs[index].file_name(), _files.dumps_record(record))
+        bar.update(1)
+
+    with tqdm(total=len(specs), initial=len(records), disable=not progress or None, unit="run", desc="SGD") as bar:
+        if workers == 1 or len(todo) <= 1:
+            for index in todo:
+                finish(index, run_one(specs[index]))
+        else:
+            with process_pool(workers, "spawn") as pool:
+                futures = {pool.submit(run_one, specs[index]): index for index in todo}
+                for future in concurrent.futures.as_completed(futures):
+                    finish(futures[future], future.result())
+    return [records[index] for index in range(len(specs))]
+
+
+# ---------------------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class CellResult:
-    """The paper's metric for one cell: per seed, (max, median, min) of a_j initially and finally."""
+    """The paper's metric for one cell: per seed, (max, median, min) of a_j initially and finally.
+
+    ``epochs`` and ``trajectory`` (seeds, len(epochs), d) hold a_j along training when the
+    runs recorded it; ``collapsed`` whether each seed's final representation is constant on
+    the data (critpoints.landscape.labels), which with the final a_j gives its label.
+    """
 
     cell: Cell
     mode: str
     initial: np.ndarray  # (seeds, 3)
     final: np.ndarray  # (seeds, 3)
+    epochs: np.ndarray | None = None
+    trajectory: np.ndarray | None = None
+    collapsed: tuple[bool, ...] = ()
+    final_alignment: np.ndarray | None = None  # (seeds, d)
 
     def summary(self) -> dict[str, tuple[float, float]]:
         """Mean and sd over seeds of each entry of the metric."""
@@ -517,6 +490,42 @@ class CellResult:
                 column = values[:, position]
                 out[f"{when} {name}"] = (float(column.mean()), float(column.std(ddof=1)) if len(column) > 1 else 0.0)
         return out
+
+    def at(self, epoch: int, threshold: float = 0.9) -> dict[str, tuple[float, float]]:
+        """Mean and sd over seeds of max / median / min a_j and of #{a_j > threshold} at ``epoch``."""
+        recorded = [] if self.epochs is None else [int(e) for e in self.epochs]
+        if self.trajectory is None or epoch not in recorded:
+            raise ValueError(f"epoch must be one of the recorded epochs {recorded}, got epoch={epoch}")
+        a = self.trajectory[:, recorded.index(epoch)]
+        values = {
+            "max": a.max(axis=1),
+            "median": np.median(a, axis=1),
+            "min": a.min(axis=1),
+            f"> {threshold:g}": np.sum(a > threshold, axis=1).astype(float),
+        }
+        spread = (lambda v: float(v.std(ddof=1))) if len(a) > 1 else (lambda v: 0.0)
+        return {name: (float(v.mean()), spread(v)) for name, v in values.items()}
+
+    def labels(self, tau_good: float = DEFAULT_TAU_GOOD) -> tuple[str, ...]:
+        """collapsed / good (min_j a_j >= tau_good) / bad, per seed (derivations/MODEL.md §6)."""
+        if self.final_alignment is None or len(self.collapsed) != len(self.final_alignment):
+            return ()
+        return tuple(
+            "collapsed" if collapsed else "good" if a.min() >= tau_good else "bad"
+            for collapsed, a in zip(self.collapsed, self.final_alignment)
+        )
+
+    def recovered(self, tau_good: float = DEFAULT_TAU_GOOD) -> float:
+        """Mean over seeds of the number of atoms with a_j >= tau_good at the end."""
+        if self.final_alignment is None:
+            return float("nan")
+        return float(np.mean(np.sum(self.final_alignment >= tau_good, axis=1)))
+
+    def label_fractions(self, tau_good: float = DEFAULT_TAU_GOOD) -> dict[str, float]:
+        """Fraction of seeds whose final W is good, bad, collapsed."""
+        labels = self.labels(tau_good)
+        total = max(len(labels), 1)
+        return {name: sum(label == name for label in labels) / total for name in ("good", "bad", "collapsed")}
 
 
 @dataclass(frozen=True)
@@ -528,11 +537,12 @@ class ExperimentResult:
     budget: Budget
     cells: tuple
     seconds: float
+    model: TrainingModel = TrainingModel()
 
     def table(self) -> str:
         """The paper's metric table: max / median / min of a_j, initial -> final, mean ± sd over seeds."""
         title = {
-            "sgd": "minibatch SGD on sampled data",
+            "sgd": f"minibatch SGD on sampled data, {self.model.describe()} model",
             "population": f"population dynamics (empirical: fixed sample of {self.budget.population_samples} draws)",
         }
         b = self.budget
@@ -556,18 +566,63 @@ class ExperimentResult:
             lines.append(f"{result.cell.describe():<{width}} " + " ".join(f"{cell:>23}" for cell in cells))
         return "\n".join(lines)
 
+    def label_table(self, tau_goods: Iterable[float] = (DEFAULT_TAU_GOOD, 0.9)) -> str:
+        """Claim 4 on the runs: per cell, the fraction of seeds ending good / bad / collapsed.
+
+        good: not collapsed and min_j a_j >= tau_good, for each tau_good given (the project's
+        0.95 and the paper's 0.9 by default).
+        """
+        tau_goods = list(tau_goods)
+        width = max([len(result.cell.describe()) for result in self.cells] + [4])
+        heading = "".join(f" {f'good({tau:g})':>10} {f'bad({tau:g})':>10} {f'atoms({tau:g})':>11}" for tau in tau_goods)
+        lines = [
+            f"{self.experiment}: final W labelled from the ground truth (good(tau): not collapsed, min_j a_j >= tau;"
+            " atoms(tau): mean number of atoms with a_j >= tau)",
+            f"{'cell':<{width}}{heading} {'collapsed':>10} {'runs':>5}",
+        ]
+        for result in self.cells:
+            row = ""
+            for tau in tau_goods:
+                f = result.label_fractions(tau)
+                row += f" {f['good']:>10.2f} {f['bad']:>10.2f} {result.recovered(tau):>11.1f}"
+            collapsed = result.label_fractions()["collapsed"]
+            lines.append(f"{result.cell.describe():<{width}}{row} {collapsed:>10.2f} {len(result.collapsed):>5}")
+        return "\n".join(lines)
+
     def __str__(self) -> str:
         return self.table()
 
 
-def _task(kind: str, payload, budget: Budget) -> tuple[str, list[tuple[int, int, np.ndarray]]]:
-    """One unit of work: an SGD group (stacked runs) or the seeds of one population cell."""
+def cell_results(cells_: Iterable[Cell], records: Iterable[dict[str, Any]], mode: str = "sgd") -> tuple:
+    """Group run records by cell (matched by the cell's key) into CellResults, seeds in order."""
+    by_cell: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        by_cell.setdefault(record["cell_key"], []).append(record)
+    out = []
+    for cell in cells_:
+        runs = sorted(by_cell.get(cell.key, []), key=lambda record: record["seed"])
+        if not runs:
+            continue
+        epochs = [record["epochs"] for record in runs]
+        same = all(e == epochs[0] for e in epochs)
+        out.append(
+            CellResult(
+                cell,
+                mode,
+                np.array([record["initial"] for record in runs]),
+                np.array([record["final"] for record in runs]),
+                np.array(epochs[0]) if same else None,
+                np.array([record["alignment"] for record in runs]) if same else None,
+                tuple(record["label"]["collapsed"] for record in runs if "label" in record),
+                np.array([record["alignment"][-1] for record in runs]),
+            )
+        )
+    return tuple(out)
+
+
+def _population_task(cell: Cell, budget: Budget) -> list[np.ndarray]:
     with threadpool_limits(limits=1, user_api="blas"):
-        if kind == "sgd":
-            finals = _sgd_group(payload, budget)
-            return kind, [(cell.key, seed, W) for (_, cell, seed), W in zip(payload, finals)]
-        finals = _population_cell(payload, payload.key, budget)
-        return kind, [(payload.key, seed, W) for seed, W in enumerate(finals, start=1)]
+        return _population_cell(cell, cell.key, budget)
 
 
 def run_experiment(
@@ -576,6 +631,10 @@ def run_experiment(
     modes: Iterable[str] = ("sgd", "population"),
     select: Iterable[Cell] | None = None,
     workers: int = 1,
+    model: TrainingModel | None = None,
+    directory: str | Path | None = None,
+    record_every: int = 0,
+    progress: bool = False,
 ) -> list[ExperimentResult]:
     """Run one experiment of derivations/MODEL.md §9 in the given modes.
 
@@ -588,63 +647,71 @@ def run_experiment(
     select : iterable of Cell, optional
         Run only these cells (default: all cells of the experiment).
     workers : int
-        Processes to spread the work over (SGD groups and population cells are independent
+        Processes to spread the work over (SGD runs and population cells are independent
         tasks); 1 runs everything here. Each task uses one BLAS thread. Scripts that pass
         workers > 1 need an ``if __name__ == "__main__":`` guard.
+    model : TrainingModel, optional
+        The SGD training model (default the project's; ``TrainingModel.preset("paper")`` the
+        paper's code). The population runs are the project's population losses.
+    directory : str or Path, optional
+        Keep each SGD run's record there as it finishes and reuse stored ones (:func:`run_grid`).
+    record_every : int
+        Record a_j every this many epochs (0: start and end only).
+    progress : bool
+        A progress bar over the SGD runs.
 
     Returns
     -------
     list of ExperimentResult
-        One per mode, each printing the paper's metric table. The wall time of a mode is
-        that of its tasks when run here, or the whole pool's time split by task count.
+        One per mode, each printing the paper's metric table; the SGD one also
+        ``label_table()``. The wall time of a mode is that of its own work.
     """
+    check.choice("experiment", experiment, EXPERIMENTS)
+    if not isinstance(budget, Budget):
+        raise TypeError(f"budget must be a Budget (e.g. QUICK or FULL), got {type(budget).__name__}")
     chosen = list(cells(experiment) if select is None else select)
+    if not chosen or not all(isinstance(cell, Cell) for cell in chosen):
+        raise ValueError(f"select must hold at least one Cell of experiment {experiment!r}, got {select!r}")
     modes = list(modes)
+    if not modes:
+        raise ValueError("modes must name at least one of 'sgd', 'population', got none")
     for mode in modes:
-        if mode not in ("sgd", "population"):
-            raise ValueError(f"mode must be 'sgd' or 'population', got {mode!r}")
-    tasks: list[tuple[str, Any]] = []
-    if "sgd" in modes:
-        groups: dict[tuple, list] = {}
-        for cell in chosen:
-            for seed in range(1, budget.seeds + 1):
-                groups.setdefault(cell.group(), []).append((cell.key, cell, seed))
-        tasks += [("sgd", runs) for runs in groups.values()]
-    if "population" in modes:
-        tasks += [("population", cell) for cell in chosen]
-    finals: dict[str, dict] = {mode: {} for mode in modes}
-    seconds = {mode: 0.0 for mode in modes}
-    began = time.perf_counter()
-    if workers <= 1:
-        for kind, payload in tasks:
-            tic = time.perf_counter()
-            _, items = _task(kind, payload, budget)
-            seconds[kind] += time.perf_counter() - tic
-            finals[kind].update({(key, seed): W for key, seed, W in items})
-    else:
-        import concurrent.futures
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        # the longest tasks first
-        order = sorted(tasks, key=lambda task: task[0] != "sgd")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_task, kind, payload, budget) for kind, payload in order]
-            for future in futures:
-                kind, items = future.result()
-                finals[kind].update({(key, seed): W for key, seed, W in items})
-        total = time.perf_counter() - began
-        for mode in modes:
-            seconds[mode] = total  # shared pool: each table reports the wall time of the whole run
+        check.choice("mode", mode, ("sgd", "population"))
+    workers = check.integer("workers", workers, minimum=1)
+    record_every = check.integer("record_every", record_every, minimum=0)
+    progress = check.flag("progress", progress)
+    if model is not None and not isinstance(model, TrainingModel):
+        raise TypeError(f"model must be a TrainingModel, got {type(model).__name__}")
+    model = TrainingModel() if model is None else model
     results = []
     for mode in modes:
-        cell_results = []
-        for cell in chosen:
-            initial, final = [], []
-            for seed in range(1, budget.seeds + 1):
-                M = dictionary(cell, seed)
-                initial.append(metric(initial_state(cell, seed, cell.key)["W"], M))
-                final.append(metric(finals[mode][cell.key, seed], M))
-            cell_results.append(CellResult(cell, mode, np.array(initial), np.array(final)))
-        results.append(ExperimentResult(experiment, mode, budget, tuple(cell_results), seconds[mode]))
+        began = time.perf_counter()
+        if mode == "sgd":
+            specs = [
+                RunSpec(cell, seed, model, budget.n, budget.batch, budget.lr, budget.epochs, record_every)
+                for cell in chosen
+                for seed in range(1, budget.seeds + 1)
+            ]
+            records = run_grid(specs, directory, workers, progress)
+            per_cell = cell_results(chosen, records)
+        else:
+            finals = _map(_population_task, [(cell, budget) for cell in chosen], workers)
+            population = []
+            for cell, weights in zip(chosen, finals):
+                initial, final = [], []
+                for seed, W in enumerate(weights, start=1):
+                    M = dictionary(cell, seed)
+                    initial.append(metric(initial_state(cell, seed, cell_index=cell.key)["W"], M))
+                    final.append(metric(W, M))
+                population.append(CellResult(cell, mode, np.array(initial), np.array(final)))
+            per_cell = tuple(population)
+        results.append(ExperimentResult(experiment, mode, budget, per_cell, time.perf_counter() - began, model))
     return results
+
+
+def _map(function, arguments: list[tuple], workers: int) -> list:
+    """function(*a) for each a, in a process pool of ``workers`` (spawn) or here."""
+    if workers <= 1 or len(arguments) <= 1:
+        return [function(*a) for a in arguments]
+    with process_pool(workers, "spawn") as pool:
+        return list(pool.map(function, *zip(*arguments)))
