@@ -35,16 +35,7 @@ import critpoints
 
 
 def claim3(d: int) -> critpoints.Setting:
-    return critpoints.Setting(
-        p=d,
-        d=d,
-        m=d,
-        loss="spectral",
-        encoder="symrelu",
-        bias=-0.3,
-        constraint="unit_rows",
-        augmentation=("independent_mask", 0.5),
-    )
+    return critpoints.claim_setting("spectral", d)
 
 
 def partitions(d: int) -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from critpoints import Setting, enumerate_critical_points, explore_minima
+from critpoints import Setting, claim_setting, enumerate_critical_points, explore_minima
 
 ROOT = Path(__file__).resolve().parents[1]
 BETA, Q = 0.3, 0.5
@@ -51,16 +51,7 @@ claims = load_derivation("claims")
 
 
 def claim3_setting(d: int) -> Setting:
-    return Setting(
-        p=d,
-        d=d,
-        m=d,
-        loss="spectral",
-        encoder="symrelu",
-        bias=-BETA,
-        constraint="unit_rows",
-        augmentation=("independent_mask", Q),
-    )
+    return claim_setting("spectral", d, beta=BETA, q=Q)
 
 
 def partition_of(point, spectrum: np.ndarray | None, d: int) -> tuple[int, ...] | None:

@@ -36,21 +36,14 @@ FIGURE = Path(__file__).resolve().parent / "figures" / "disconnectivity.png"
 
 def claim_settings(d: int, q: float, beta: float) -> list[tuple[str, critpoints.Setting]]:
     """(title, setting) of the contrastive and the non-contrastive loss of claims 3 and 2."""
-    common = dict(
-        p=d,
-        d=d,
-        m=d,
-        latent="one_hot",
-        augmentation=("independent_mask", q),
-        encoder="symrelu",
-        bias=-beta,
-        constraint="unit_rows",
-    )
     return [
-        (f"contrastive: spectral (claim 3), d = {d}", critpoints.Setting(loss="spectral", **common)),
+        (
+            f"contrastive: spectral (claim 3), d = {d}",
+            critpoints.claim_setting("spectral", d, beta=beta, q=q),
+        ),
         (
             f"non-contrastive: ncl_cosine, one encoder (claim 2), d = {d}",
-            critpoints.Setting(loss="ncl_cosine", tied=True, **common),
+            critpoints.claim_setting("ncl_cosine", d, beta=beta, q=q, tied=True),
         ),
     ]
 

@@ -29,20 +29,7 @@ Q = 0.5
 
 
 def claim3_setting(**overrides) -> cp.Setting:
-    options = dict(
-        p=3,
-        d=3,
-        m=3,
-        loss="spectral",
-        encoder="symrelu",
-        bias=-BETA,
-        constraint="unit_rows",
-        dictionary="identity",
-        latent="one_hot",
-        augmentation=("independent_mask", Q),
-    )
-    options.update(overrides)
-    return cp.Setting(**options)
+    return cp.claim_setting(**{"loss": "spectral", "d": 3, "beta": BETA, "q": Q, **overrides})
 
 
 # ------------------------------------------------------------------ polynomial toy (generic tests)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
+from critpoints import Setting, claim_setting, enumerate_critical_points, population_loss, view_moments
 from critpoints.landscape.labels import label_point
 from critpoints.landscape.points import describe_point
 from critpoints.solver.restarts import InProcessExecutor
@@ -408,16 +408,7 @@ def test_ncl_squared_unit_rows_every_w_equals_w_t_is_a_global_minimum():
 
 
 def claim3_setting(d, beta, q, m=None):
-    return Setting(
-        p=d,
-        d=d,
-        m=d if m is None else m,
-        loss="spectral",
-        encoder="symrelu",
-        bias=-beta,
-        constraint="unit_rows",
-        augmentation=("independent_mask", q),
-    )
+    return claim_setting("spectral", d, m=m, beta=beta, q=q)
 
 
 def signed_atom_starts(rng, d, m, beta):

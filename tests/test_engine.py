@@ -9,28 +9,15 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from critpoints import Setting, enumerate_critical_points, load_result, view_moments
+from critpoints import Setting, claim_setting, enumerate_critical_points, load_result, view_moments
 from critpoints.solver.restarts import InProcessExecutor
+from derivations import claims
 
 IN_PROCESS = InProcessExecutor()
 
 
 def claim3_setting(d: int, beta: float = 0.3, q: float = 0.5) -> Setting:
-    return Setting(
-        p=d,
-        d=d,
-        m=d,
-        loss="spectral",
-        encoder="symrelu",
-        bias=-beta,
-        constraint="unit_rows",
-        augmentation=("independent_mask", q),
-    )
-
-
-def claim3_minimum(d: int, beta: float, q: float) -> float:
-    """(1-q)^2 (-2 (1-beta)^2 + (1-beta)^4 / d), derivations/CLAIMS.md, claim 3."""
-    return (1 - q) ** 2 * (-2 * (1 - beta) ** 2 + (1 - beta) ** 4 / d)
+    return claim_setting("spectral", d, beta=beta, q=q)
 
 
 @pytest.mark.parametrize("d, restarts", [(3, 60), (4, 120)])
@@ -39,7 +26,7 @@ def test_claim3_global_minimum_found_good_and_equal_to_closed_form(d, restarts):
         claim3_setting(d), n_restarts=restarts, seed=1, executor=IN_PROCESS, progress=False
     )
     lowest = result[0]
-    assert lowest.loss == pytest.approx(claim3_minimum(d, 0.3, 0.5), abs=1e-10)
+    assert lowest.loss == pytest.approx(claims.claim3_minimum(d, 0.3, 0.5), abs=1e-10)
     assert lowest.kind == "minimum" and lowest.label == "good" and lowest.recovered == d
     assert all(point.label == "good" for point in result if abs(point.loss - lowest.loss) < 1e-9)
     assert all(point.grad_norm <= 1e-10 * max(1.0, abs(point.loss)) * 10 for point in result)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from critpoints import Setting, explore_minima
+from critpoints import Setting, claim_setting, explore_minima
 from critpoints.solver.restarts import InProcessExecutor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "derivations"))
@@ -20,16 +20,7 @@ IN_PROCESS = InProcessExecutor()
 
 
 def claim3_setting(d: int, beta: float = 0.3, q: float = 0.5) -> Setting:
-    return Setting(
-        p=d,
-        d=d,
-        m=d,
-        loss="spectral",
-        encoder="symrelu",
-        bias=-beta,
-        constraint="unit_rows",
-        augmentation=("independent_mask", q),
-    )
+    return claim_setting("spectral", d, beta=beta, q=q)
 
 
 def occupation(W: np.ndarray) -> tuple[int, ...] | None:

@@ -14,7 +14,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from critpoints import Setting, population_loss
+from critpoints import Setting, claim_setting, population_loss
 from critpoints.landscape.connections import unstable_mode
 from critpoints.landscape.database import SCHEMA_VERSION, LandscapeDatabase
 from critpoints.landscape.graph import LandscapeGraph, load_graph
@@ -24,17 +24,13 @@ from critpoints.landscape.orbits import orbit_key, same_orbit
 from critpoints.landscape.points import spectrum_at
 from critpoints.landscape.system import LossSystem
 from critpoints.solver.restarts import InProcessExecutor
+from derivations import claims
 
 IN_PROCESS = InProcessExecutor()
 
 
 def claim3(d: int) -> Setting:
-    return Setting(p=d, d=d, m=d, loss="spectral", encoder="symrelu", bias=-0.3, constraint="unit_rows")
-
-
-def claim3_minimum(d: int, beta: float = 0.3, q: float = 0.5) -> float:
-    """(1-q)^2 (-2 (1-beta)^2 + (1-beta)^4 / d), derivations/CLAIMS.md, claim 3."""
-    return (1 - q) ** 2 * (-2 * (1 - beta) ** 2 + (1 - beta) ** 4 / d)
+    return claim_setting("spectral", d)
 
 
 def gradient_descent_end(loss, theta, steps=20000, rate=0.5):
@@ -52,23 +48,15 @@ def claim3_graph():
     return map_landscape(claim3(3), None, n_restarts=40, seed=0, executor=IN_PROCESS, progress=False)
 
 
-def partition_loss(counts, d: int, beta: float = 0.3, q: float = 0.5) -> float:
-    """L when the m = d unit rows sit on atoms, n_j of them on atom j: each represents its atom by
-    1 - beta, so G = (1-beta)^2 diag(n) and L = (1-q)^2 (-(2/d) tr G + ||G||_F^2 / d^2)
-    (derivations/CLAIMS.md, claim 3)."""
-    counts = np.asarray(counts, dtype=float)
-    return (1 - q) ** 2 * (-2 * (1 - beta) ** 2 * counts.sum() / d + (1 - beta) ** 4 * (counts**2).sum() / d**2)
-
-
 def test_claim3_every_minimum_is_joined_to_the_good_one(claim3_graph):
     graph = claim3_graph
     assert graph.connected_to_good()
     lowest = graph.basins[0]
-    assert lowest.label == "good" and lowest.loss == pytest.approx(claim3_minimum(3), abs=1e-12)
+    assert lowest.label == "good" and lowest.loss == pytest.approx(claims.claim3_minimum(3, 0.3, 0.5), abs=1e-12)
     assert graph.good == (lowest.id,)
     # one-hot d = 3: the neurons sit on the atoms as 1+1+1, 2+1 or 3
     assert len(graph.minima) == 3 and not graph.manifolds
-    expected = sorted(partition_loss(counts, 3) for counts in ([1, 1, 1], [2, 1, 0], [3, 0, 0]))
+    expected = sorted(claims.signed_atom_loss(counts, 0.3, 0.5) for counts in ([1, 1, 1], [2, 1, 0], [3, 0, 0]))
     assert sorted(node.loss for node in graph.minima) == pytest.approx(expected, abs=1e-12)
     rows = graph.barriers()
     assert len(rows) == 2 and all(row.barrier > 0 and row.saddle is not None for row in rows)
@@ -280,7 +268,7 @@ def test_the_minima_first_search_gives_every_minimum_joined_to_the_good_one(tmp_
     path = tmp_path / "explore.sqlite"
     graph = map_landscape(claim3(4), path, n_restarts=0, minima="explore", executor=IN_PROCESS, progress=False)
     partitions = ([1, 1, 1, 1], [2, 1, 1, 0], [2, 2, 0, 0], [3, 1, 0, 0], [4, 0, 0, 0])
-    expected = sorted(partition_loss(counts, 4) for counts in partitions)
+    expected = sorted(claims.signed_atom_loss(counts, 0.3, 0.5) for counts in partitions)
     assert sorted(node.loss for node in graph.minima) == pytest.approx(expected, abs=1e-10)
     assert graph.connected_to_good() and all(node.count == 0 for node in graph.minima)
     assert any(note.startswith("minima-first search: 5 minima") for note in graph.notes)

@@ -23,7 +23,7 @@ pandas = pytest.importorskip("pandas")
 
 
 def claim3_setting() -> critpoints.Setting:
-    return critpoints.Setting(p=3, d=3, m=3, loss="spectral", encoder="symrelu", bias=-0.3, constraint="unit_rows")
+    return critpoints.claim_setting("spectral", 3)
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import ortho_group
 
-from critpoints import Setting, population_loss
+from critpoints import Setting, claim_setting, population_loss
 from critpoints.landscape.orbits import orbit_key, same_orbit
 from critpoints.landscape.symmetry_images import nearest_image
 
 
 def claim3(d: int) -> Setting:
-    return Setting(p=d, d=d, m=d, loss="spectral", encoder="symrelu", bias=-0.3, constraint="unit_rows")
+    return claim_setting("spectral", d)
 
 
 def random_element(loss, theta, rng):
