@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python examples/benchmark_paper_sgd.py            # about a minute
+    python examples/benchmark_paper_sgd.py            # a few seconds
     python examples/benchmark_paper_sgd.py --epochs 20
 
 Everything runs in this one process with one BLAS thread (as each worker of a grid does) and is

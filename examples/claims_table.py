@@ -1,6 +1,6 @@
 """The numbers behind the paper's claims (derivations/CLAIMS.md), per claim and setting.
 
-Run from the repository root (a few minutes on two cores)::
+Run from the repository root (about 40 s on two cores)::
 
     python examples/claims_table.py
 

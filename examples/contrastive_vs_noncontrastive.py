@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python examples/contrastive_vs_noncontrastive.py            # the answer (about a minute)
+    python examples/contrastive_vs_noncontrastive.py            # the answer (about 70 s; see README)
     python examples/contrastive_vs_noncontrastive.py --full     # also every loss's full tables
     python examples/contrastive_vs_noncontrastive.py --plot figures/   # and the figures
 

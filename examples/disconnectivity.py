@@ -3,7 +3,7 @@
 
 Run from the repository root::
 
-    python examples/disconnectivity.py                      # d = 4, about half a minute on 2 cores
+    python examples/disconnectivity.py                      # d = 4, about 5 s on 2 cores
     python examples/disconnectivity.py --d 6 --restarts 600
     python examples/disconnectivity.py --db examples/landscapes.sqlite   # keep (and resume) the landscapes
 

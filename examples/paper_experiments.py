@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python examples/paper_experiments.py                          # --quick: E1..E4 at reduced sizes
-    python examples/paper_experiments.py --experiments E1         # E1 only (under a minute on 2 cores)
+    python examples/paper_experiments.py --experiments E1         # E1 only (about 20 s on 2 cores)
     python examples/paper_experiments.py --full --experiments E1  # the paper's sizes (derivations/experiments.md)
     python examples/paper_experiments.py --plot plots/            # also one PNG per experiment and mode
     python examples/paper_experiments.py --paper --modes sgd      # SGD with the paper's own models

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python examples/warm_start_sweep.py                  # about 8 minutes on 2 cores (13 when shared)
-    python examples/warm_start_sweep.py --quick          # fewer starts and grid points, about a minute
+    python examples/warm_start_sweep.py                  # about 4.5 minutes on 2 cores
+    python examples/warm_start_sweep.py --quick          # fewer starts and grid points, about 50 s
     python examples/warm_start_sweep.py --plot plots/    # also basin fractions against c (per q) and q (per loss)
     python examples/warm_start_sweep.py --match 60       # also match the random-start runs to enumerated points
 
