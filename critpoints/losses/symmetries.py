@@ -29,10 +29,10 @@ derived in derivations/symmetries.md:
   component i of both keeps; or (b) the pair term is separable (linear in the inner
   products, ncl_squared) and the expectation is the population one: the loss is a sum over
   neurons, and in the term of neuron i negating column j of its rows is negating x_j, whose
-  law is symmetric (that of a finite sample is not). Sign-symmetric
-  codes keep the labels invariant too (with positive codes an entry flip can make f
-  constant on the data); with O(m) (linear encoders) the two generate the per-column group
-  O(m)^p, whose generators are not declared, so nothing is added there.
+  law is symmetric (that of a finite sample is not). Sign-symmetric codes keep the labels
+  invariant too (with positive codes an entry flip can make f constant on the data); with
+  O(m) (linear encoders) the two generate the per-column group O(m)^p, whose generators are
+  not declared, so nothing is added there.
 
 Continuous symmetries generate zero modes of the Hessian (or field Jacobian) at stationary
 points; ``generators`` returns them as tangent vectors at theta.
@@ -73,7 +73,8 @@ class SymmetryGroup:
         Coordinate sign flips of the inputs (with a sign-symmetric latent law).
     entry_sign_flips : bool
         (W_ij, W_t_ij) -> -(W_ij, W_t_ij) for each entry (i, j) independently: the group
-        Z_2^(m x p) of one-sparse data (it contains ``sign_flips`` and ``input_sign_flips``).
+        Z_2^(m x p) of derivations/symmetries.md item 6 (it contains ``sign_flips`` and
+        ``input_sign_flips``). Only without rotations and without a predictor.
     """
 
     layout: ParameterLayout
