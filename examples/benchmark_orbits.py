@@ -1,6 +1,7 @@
-"""Orbit keys and the orbit database at p = d = m = 10 (the claim-3 symmetry group).
+"""Orbit keys and the orbit database at p = d = m = 10: the claim-3 symmetry group (spectral) and the
+same setting with ncl_squared, whose group adds the entry sign flips of one-sparse data.
 
-Prints the time per point of ``orbit_key`` and of ``OrbitDatabase.add`` (key, scan of the known
+Prints, for each, the time per point of ``orbit_key`` and of ``OrbitDatabase.add`` (key, scan of the known
 keys and the exact test among key collisions) on points of the kind the engine meets: generic
 points, and signed-atom points with duplicated neurons moved by random group elements (the
 tied, highly symmetric case). Run: ``python examples/benchmark_orbits.py``.
@@ -20,20 +21,26 @@ D = 10
 
 def random_element(group, theta, rng):
     theta = group.flip(group.permute(theta, rng.permutation(group.m)), rng.choice([-1.0, 1.0], group.m))
-    return group.act_on_inputs(theta, rng.permutation(D), rng.choice([-1.0, 1.0], D))
+    theta = group.act_on_inputs(theta, rng.permutation(D), rng.choice([-1.0, 1.0], D))
+    return group.flip_entries(theta, rng.choice([-1.0, 1.0], (D, D))) if group.entry_sign_flips else theta
 
 
 def main() -> None:
-    setting = Setting(p=D, d=D, m=D, loss="spectral", encoder="symrelu", bias=-0.3, constraint="unit_rows")
-    loss = population_loss(setting)
+    for loss_name in ("spectral", "ncl_squared"):
+        setting = Setting(p=D, d=D, m=D, loss=loss_name, encoder="symrelu", bias=-0.3, constraint="unit_rows")
+        measure(population_loss(setting))
+
+
+def measure(loss) -> None:
     group = loss.symmetries
     rng = np.random.default_rng(0)
     atoms = [np.repeat(rng.permutation(D)[:k], [D - k + 1] + [1] * (k - 1)) for k in range(1, D + 1)]
-    tied = [
-        random_element(group, loss.pack(W=np.eye(D)[rows] * rng.choice([-1.0, 1.0], (D, 1))), rng)
-        for rows in atoms
-        for _ in range(40)
-    ]
+
+    def signed_atoms(rows):
+        W = np.eye(D)[rows] * rng.choice([-1.0, 1.0], (D, 1))
+        return loss.pack(**{name: W for name in loss.layout.names if name in ("W", "W_t")})
+
+    tied = [random_element(group, signed_atoms(rows), rng) for rows in atoms for _ in range(40)]
     generic = [loss.manifold.project(rng.standard_normal(loss.n_params)) for _ in range(400)]
     warm = OrbitDatabase(group)  # load the compiled kernels: a key collision runs the exact test
     warm.add(tied[0])

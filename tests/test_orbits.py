@@ -4,9 +4,10 @@
   flips, O(m), positive rescalings, signed input permutations) leave the key unchanged,
   and the exact test finds a group element that, applied with the group's own methods,
   maps one point onto the other;
-* at m = p = 3 a brute-force scan over the whole discrete group decides which points of a
-  set full of ties (signed atoms, duplicated neurons, entries in {-1, 0, 1}) share an orbit,
-  and the exact test and the database agree with it pair by pair;
+* at m = p = 3 (m = p = 2 with entry sign flips: 2^(mp) signs x permutations) a brute-force
+  scan over the whole discrete group decides which points of a set full of ties (signed
+  atoms, duplicated neurons, entries in {-1, 0, 1}) share an orbit, and the exact test and
+  the database agree with it pair by pair;
 * a point moved off its orbit by a small perturbation is never merged with it.
 """
 
@@ -19,14 +20,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from critpoints.landscape.orbits import OrbitDatabase, orbit_key, orbit_map, same_orbit, same_point_orbit
+from critpoints.landscape.orbits import (
+    OrbitDatabase,
+    canonical_point,
+    orbit_key,
+    orbit_map,
+    same_orbit,
+    same_point_orbit,
+)
 from critpoints.landscape.signed_isomorphism import SignedGraph, find_isomorphism
 from critpoints.losses.parameters import ParameterLayout
 from critpoints.losses.symmetries import SymmetryGroup
 
 
 def group(m=3, p=3, *, classes=None, two=False, bias=False, predictor=False, inputs=True, input_signs=True,
-          rotations=False, scalings=()):  # fmt: skip
+          rotations=False, scalings=(), entries=False):  # fmt: skip
     layout = ParameterLayout.for_model(m=m, p=p, two_encoders=two, trainable_bias=bias, predictor=predictor)
     return SymmetryGroup(
         layout=layout,
@@ -36,6 +44,7 @@ def group(m=3, p=3, *, classes=None, two=False, bias=False, predictor=False, inp
         scalings=scalings,
         input_permutations=inputs,
         input_sign_flips=inputs and input_signs,
+        entry_sign_flips=entries,
     )
 
 
@@ -48,8 +57,17 @@ GROUPS = {
     "O(m), scalings of W and W_t, signed S_p": group(two=True, rotations=True, scalings=(("W",), ("W_t",))),
     "O(m), P, scaling of P, fixed inputs": group(predictor=True, rotations=True, scalings=(("P",),), inputs=False),
     "rescaled (W, b) and (W_t, b_t), signed S_p": group(two=True, bias=True, scalings=(("W", "b"), ("W_t", "b_t"))),
+    "one-sparse data: entry signs of (W, W_t), S_m x S_p": group(two=True, entries=True),
+    "one-sparse data, m = p = 2: entry signs of W, S_m x S_p": group(2, 2, entries=True),
+    "m = p = 2: entry signs of (W, W_t), b, b_t, two classes": group(
+        2, 2, classes=((0,), (1,)), two=True, bias=True, entries=True
+    ),
+    "m = p = 2: entry signs, rescaled (W, b), (W_t, b_t)": group(
+        2, 2, two=True, bias=True, scalings=(("W", "b"), ("W_t", "b_t")), entries=True
+    ),
 }
-DISCRETE = {name: g for name, g in GROUPS.items() if not g.rotations}
+#: The groups small enough to enumerate (entry sign flips: 2^(m p) elements, so m = p = 2 only).
+DISCRETE = {name: g for name, g in GROUPS.items() if not g.rotations and (not g.entry_sign_flips or g.m == 2)}
 
 
 def random_element(g: SymmetryGroup, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -67,6 +85,8 @@ def random_element(g: SymmetryGroup, theta: np.ndarray, rng: np.random.Generator
         p = g.layout.shapes["W"][1]
         signs = rng.choice([-1.0, 1.0], p) if g.input_sign_flips else np.ones(p)
         theta = g.act_on_inputs(theta, rng.permutation(p), signs)
+    if g.entry_sign_flips:
+        theta = g.flip_entries(theta, rng.choice([-1.0, 1.0], g.layout.shapes["W"]))
     return theta
 
 
@@ -94,7 +114,7 @@ def test_random_group_elements_keep_the_key_and_are_found(name, seed, tied):
     found = orbit_map(g, theta, moved)
     assert found.found
     if not g.rotations:  # the element found, applied by the group's own methods, maps theta onto moved
-        assert np.allclose(apply_map(g, theta, found), normalised(g, moved), atol=1e-9)
+        assert np.allclose(apply_map(g, theta, found, moved), normalised(g, moved), atol=1e-9)
 
 
 def normalised(g: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
@@ -105,18 +125,36 @@ def normalised(g: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     return theta
 
 
-def apply_map(g: SymmetryGroup, theta: np.ndarray, found) -> np.ndarray:
-    """The neuron-input map of orbit_map (vertex x of b is vertex mapping[x] of a) as a group element."""
+def apply_map(g: SymmetryGroup, theta: np.ndarray, found, target: np.ndarray) -> np.ndarray:
+    """The neuron-input map of orbit_map (vertex x of b is vertex mapping[x] of a) as a group element.
+
+    Under entry sign flips the map is a pair of permutations (the graph's vertices are unsigned);
+    the element is completed by the one sign of each entry pair that can match ``target``.
+    """
     m = g.m
     theta = g.flip(g.permute(normalised(g, theta), found.mapping[:m]), found.signs[:m])
     if g.input_permutations:
         theta = g.act_on_inputs(theta, found.mapping[m:] - m, found.signs[m:])
+    if g.entry_sign_flips:
+        blocks, goal = g.layout.unpack(theta), g.layout.unpack(normalised(g, target))
+        products = sum(blocks[name] * goal[name] for name in ("W", "W_t") if name in blocks)
+        theta = g.flip_entries(theta, np.where(products < 0, -1.0, 1.0))
     return theta
 
 
 def whole_group(g: SymmetryGroup):
-    """Every element of the discrete group at small m, p, as (row perm, row signs, input perm, input signs)."""
+    """Every element of the discrete group at small m, p, as (row perm, row signs, input perm, input signs)
+    (under entry sign flips: row signs are (m, p) entry signs, input signs None)."""
     m, p = g.layout.shapes["W"]
+    if g.entry_sign_flips:
+        row_perms = [
+            np.array(perm)
+            for perm in itertools.permutations(range(m))
+            if all(sorted(perm[i] for i in members) == sorted(members) for members in g.permutable)
+        ]
+        entry_signs = [np.array(s).reshape(m, p) for s in itertools.product((1.0, -1.0), repeat=m * p)]
+        input_perms = [np.array(perm) for perm in itertools.permutations(range(p))] if g.input_permutations else [None]
+        return itertools.product(row_perms, entry_signs, input_perms, [None])
     row_perms = [
         np.array(perm)
         for perm in itertools.permutations(range(m))
@@ -133,7 +171,8 @@ def brute_orbit(g: SymmetryGroup, theta: np.ndarray) -> set:
     p = g.layout.shapes["W"][1]
     orbit = set()
     for perm, signs, inputs, input_signs in whole_group(g):
-        image = g.flip(g.permute(theta, perm), signs)
+        image = g.permute(theta, perm)
+        image = g.flip_entries(image, signs) if g.entry_sign_flips else g.flip(image, signs)
         if inputs is not None:
             image = g.act_on_inputs(image, inputs, np.ones(p) if input_signs is None else input_signs)
         orbit.add(tuple(np.round(image, 9)))
@@ -161,6 +200,22 @@ def test_brute_force_over_the_whole_group_agrees_on_every_pair(name):
         assert (indices[a] == indices[b]) == truth, (a, b)
     assert len(database) == len({min(orbit) for orbit in orbits})
     assert database.undecided == 0
+
+
+@pytest.mark.parametrize("name", [name for name, g in GROUPS.items() if g.entry_sign_flips])
+def test_canonical_point_fixes_entry_signs_and_neuron_order(name):
+    """Entry flips and neuron permutations of a point give the same representative, which is an image."""
+    g = GROUPS[name]
+    rng = np.random.default_rng(9)
+    for _ in range(5):
+        theta = rng.standard_normal(g.layout.size)
+        permutation = np.arange(g.m)
+        for members in g.permutable:
+            permutation[list(members)] = rng.permutation(list(members))
+        moved = g.flip_entries(g.permute(theta, permutation), rng.choice([-1.0, 1.0], g.layout.shapes["W"]))
+        representative = canonical_point(g, theta)
+        np.testing.assert_allclose(canonical_point(g, moved), representative, atol=1e-12)
+        assert same_point_orbit(g, theta, representative)
 
 
 @pytest.mark.parametrize("name", list(GROUPS))

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -29,6 +30,7 @@ from critpoints import (
     sample_views,
     view_moments,
 )
+from critpoints.landscape.labels import label_point
 from critpoints.solver.restarts import InProcessExecutor
 
 pytestmark = pytest.mark.filterwarnings("ignore:Output seems independent of input")
@@ -300,6 +302,7 @@ SYMMETRY_SETTINGS = [
     dict(loss="infonce", encoder="linear"),
     dict(loss="ncl_cosine", encoder="symrelu", bias="trainable"),
     dict(loss="ncl_cosine", encoder="symrelu", bias=0.0, tied=True),
+    dict(loss="ncl_squared", encoder="symrelu", bias=-0.3, constraint="unit_rows"),
     dict(loss="ncl_squared", encoder="linear", dictionary=("random", 1), noise=0.1, p=4),
     dict(loss="ncl_predictor", encoder="linear"),
     dict(loss="ncl_predictor", encoder="symrelu", bias="trainable", normalize=False),
@@ -337,6 +340,8 @@ def test_loss_is_invariant_under_declared_symmetries(kwargs):
     if group.input_permutations:
         signs = [1, -1, 1] if group.input_sign_flips else [1, 1, 1]
         assert check(group.act_on_inputs(theta, [1, 2, 0], signs))
+    if group.entry_sign_flips:
+        assert check(group.flip_entries(theta, [[1, -1, 1], [-1, -1, 1], [1, 1, -1]]))
     generators = loss.symmetry_generators(theta)
     assert generators.shape == (loss.n_params, group.continuous_dimension)
     residual = loss.field(theta) if loss.is_field else loss.gradient(theta)
@@ -361,6 +366,110 @@ def test_declared_symmetries_are_not_too_many():
     flipped = theta.copy()
     flipped[loss.layout.slice("W_t")] *= -1
     assert abs(loss.value(flipped) - loss.value(theta)) > 1e-3
+
+
+#: Settings with signed data (M = I, sigma = 0, a sign-symmetric latent law), a loss without repulsion
+#: or predictor, and one-sparse data or a separable pair term: entry sign flips are declared
+#: (derivations/symmetries.md item 6).
+ENTRY_FLIP_SETTINGS = [
+    dict(loss="ncl_squared", encoder="symrelu", bias=-0.3, constraint="unit_rows"),
+    dict(loss="ncl_squared", encoder="symrelu", bias="trainable", augmentation="complementary_mask"),
+    dict(loss="ncl_squared", encoder="linear", constraint="unit_rows"),
+    dict(loss="ncl_cosine", encoder="symrelu", bias=-0.3, constraint="unit_rows", tied=True),
+    dict(loss="ncl_cosine", encoder="symrelu", bias=np.array([-0.3, 0.2, -0.1]), expectation="exact_enumeration"),
+    dict(loss="ncl_squared", encoder="symrelu", bias=-0.2, latent=("bernoulli", 0.5), p=1, d=1),
+    # a separable pair term (a sum over neurons): any sign-symmetric latent law
+    dict(loss="ncl_squared", encoder="symrelu", bias=-0.3, constraint="unit_rows", latent=("bernoulli", 0.5)),
+    dict(loss="ncl_squared", encoder="symrelu", bias="trainable", latent=("bernoulli", 0.4)),
+]
+
+
+def _loss_gradient_spectrum(loss, theta):
+    return loss.value(theta), np.linalg.norm(loss.gradient(theta)), np.linalg.eigvalsh(loss.hessian(theta))
+
+
+@pytest.mark.parametrize("kwargs", ENTRY_FLIP_SETTINGS, ids=lambda k: "-".join(map(str, k.values())))
+def test_entry_sign_flips_keep_value_gradient_norm_and_spectrum(kwargs):
+    """L, |grad L| and the Hessian spectrum are unchanged when W_ij and W_t_ij are negated together,
+    for random independent signs of every entry pair (the action is a linear isometry)."""
+    setting = Setting(**{"p": 3, "d": 3, "m": 3, **kwargs})
+    loss = population_loss(setting)
+    group = loss.symmetries
+    assert group.entry_sign_flips and "entry signs" in group.describe()
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        theta = random_point(loss, rng)
+        value, gradient, spectrum = _loss_gradient_spectrum(loss, theta)
+        flipped = group.flip_entries(theta, rng.choice([-1.0, 1.0], loss.layout.shapes["W"]))
+        assert not np.allclose(flipped, theta)
+        other_value, other_gradient, other_spectrum = _loss_gradient_spectrum(loss, flipped)
+        assert other_value == pytest.approx(value, rel=1e-11, abs=1e-12)
+        assert other_gradient == pytest.approx(gradient, rel=1e-9, abs=1e-11)
+        np.testing.assert_allclose(other_spectrum, spectrum, rtol=1e-9, atol=1e-9 * np.abs(spectrum).max())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(loss="spectral", encoder="symrelu", bias=-0.3, constraint="unit_rows"),
+        dict(loss="infonce", encoder="symrelu", bias=-0.3, constraint="unit_rows"),
+        dict(loss="ncl_predictor", encoder="symrelu", bias=-0.3, constraint="unit_rows"),
+        dict(loss="ncl_squared", encoder="symrelu", bias=-0.3, constraint="unit_rows", latent=("fixed_count", 2, 1)),
+        dict(loss="ncl_cosine", encoder="symrelu", bias=-0.3, constraint="unit_rows", latent=("bernoulli", 0.5)),
+        dict(
+            loss="ncl_squared",
+            encoder="symrelu",
+            bias=-0.3,
+            latent=("bernoulli", 0.5),
+            expectation=("sample_average", 50, 0),
+        ),
+        dict(loss="ncl_squared", encoder="linear", constraint="unit_rows", dictionary=("random", 2), p=4),
+    ],
+    ids=["spectral", "infonce", "predictor", "two-sparse", "cosine-bernoulli", "sampled-bernoulli", "random-M"],
+)
+def test_entry_sign_flips_are_not_symmetries_beyond_their_conditions(kwargs):
+    """Repulsion (spectral, InfoNCE), a predictor, two non-zeros per input (positive-negative codes
+    for the separable ncl_squared, a symmetric law for ncl_cosine, a finite sample of a symmetric
+    law for ncl_squared) or a random M: flipping one entry pair changes the loss, and the rule does
+    not declare the flips."""
+    setting = Setting(**{"p": 3, "d": 3, "m": 3, **kwargs})
+    loss = population_loss(setting)
+    assert not loss.symmetries.entry_sign_flips
+    rng = np.random.default_rng(2)
+    theta = random_point(loss, rng)
+    signs = np.ones(loss.layout.shapes["W"])
+    signs[0, 1] = -1.0
+    blocks = loss.layout.unpack(theta)
+    for name in ("W", "W_t"):
+        if name in blocks:
+            blocks[name] = blocks[name] * signs
+    # exact sums (population or a fixed sample): an invariant loss would agree to rounding, ~1e-16
+    assert abs(loss.value(loss.layout.pack(**blocks)) - loss.value(theta)) > 1e-8  # predictor: (L_o + L_t) / 2
+
+
+def test_entry_sign_flips_keep_positive_one_hot_losses_but_not_the_collapsed_label():
+    """With positive one_hot codes the loss is still invariant, but f constant on the data (every
+    column sigma_b(W e_j) equal) is broken by one flip: why the rule also asks for signed codes."""
+    setting = Setting(p=3, d=3, m=3, loss="ncl_squared", encoder="symrelu", bias=-0.3, latent=("one_hot", "positive"))
+    loss = population_loss(setting)
+    assert not loss.symmetries.entry_sign_flips
+    theta = loss.pack(W=np.full((3, 3), 0.6), W_t=np.full((3, 3), 0.5))
+    signs = np.ones((3, 3))
+    signs[1, 2] = -1.0
+    flipped = loss.symmetries.flip_entries(theta, signs)
+    assert loss.value(flipped) == pytest.approx(loss.value(theta), rel=1e-12)
+    assert label_point(setting, loss.unpack(theta)).label == "collapsed"
+    assert label_point(setting, loss.unpack(flipped)).label != "collapsed"
+    signed = population_loss(Setting(p=3, d=3, m=3, loss="ncl_squared", encoder="symrelu", bias=-0.3))
+    assert signed.symmetries.entry_sign_flips
+
+
+def test_linear_encoders_with_rotations_do_not_declare_entry_sign_flips():
+    """O(m) and entry flips generate O(m)^p, which is not declared: nothing is added there."""
+    loss = population_loss(Setting(p=3, d=3, m=3, loss="ncl_squared", encoder="linear"))
+    assert loss.symmetries.rotations and not loss.symmetries.entry_sign_flips
+    with pytest.raises(ValueError, match="entry_sign_flips"):
+        dataclasses.replace(loss.symmetries, entry_sign_flips=True)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.stats import ortho_group
 
 from critpoints import Setting, claim_setting, population_loss
@@ -52,3 +53,27 @@ def test_rotations_are_undone_by_procrustes_for_linear_encoders():
     theta = np.random.default_rng(0).standard_normal(loss.n_params)
     rotated = loss.symmetries.rotate(theta, ortho_group.rvs(3, random_state=4))
     np.testing.assert_allclose(nearest_image(loss.symmetries, theta, rotated), theta, atol=1e-12)
+
+
+def test_entry_sign_flips_are_undone_for_one_sparse_non_contrastive_losses():
+    """ncl_squared on signed one-hot data: a copy scrambled by entry flips and permutations comes back
+    exactly; a copy with one entry pair moved comes back one entry pair away."""
+    setting = Setting(p=5, d=5, m=5, loss="ncl_squared", encoder="symrelu", bias=-0.3, constraint="unit_rows")
+    loss = population_loss(setting)
+    group = loss.symmetries
+    assert group.entry_sign_flips
+    rng = np.random.default_rng(2)
+    theta = loss.manifold.project(rng.standard_normal(loss.n_params))
+
+    def scrambled(point):
+        point = group.flip_entries(point, rng.choice([-1.0, 1.0], size=(5, 5)))
+        return group.act_on_inputs(group.permute(point, rng.permutation(5)), rng.permutation(5), np.ones(5))
+
+    for _ in range(5):
+        np.testing.assert_allclose(nearest_image(group, theta, scrambled(theta)), theta, atol=1e-14)
+    blocks = loss.unpack(theta)
+    blocks["W_t"][2, 3] += 0.1
+    moved = loss.pack(**blocks)
+    image = nearest_image(group, theta, scrambled(moved))
+    assert np.linalg.norm(image - theta) == pytest.approx(0.1, rel=1e-12)
+    assert loss.value(image) == pytest.approx(loss.value(moved), rel=1e-12)

@@ -10,10 +10,17 @@ group is normalised to unit norm (when its norm is non-zero). What is left acts 
   permutable class, signed) and the p inputs (one kind, signed when the latent law is
   sign-symmetric, when the inputs are exchangeable; else a kind each, unsigned), with
   weights: neuron-input pairs (W_ij, W_t_ij); neuron-neuron pairs (P_ik, P_ki) and the row
-  Gram entries (W W^T, W_t W_t^T, W W_t^T, W_t W^T)_ik; input-input pairs the column Gram
-  entries (W^T W, ...)_jl; vertex features b_i, b_t_i and the diagonals. Every group
+  Gram entries (W W^T, W W_t^T, W_t W_t^T)_ik; input-input pairs the column Gram entries
+  (W^T W, ...)_jl; vertex features b_i, b_t_i and the diagonals. Every group
   element is a signed relabelling of this graph, and conversely (the Gram entries are
   implied by W, W_t).
+* **With entry sign flips** (one-sparse data, no O(m), no P): each entry pair
+  (W_ij, W_t_ij) has its own sign, and its orbit under that sign is fixed by the continuous
+  invariants |W_ij|, |W_t_ij| and W_ij W_t_ij (|W_ij| alone for one encoder). The graph above
+  is built from these invariant matrices instead of (W, W_t), with unsigned vertices (the
+  neuron and input signs are entry flips): its relabellings are the neuron and input
+  permutations, and two points are one orbit exactly when their invariant graphs are
+  isomorphic. Its Gram channels are those of the invariant matrices.
 * **With O(m)** (linear encoders): the Gram matrix G = Z^T Z of Z = [W, W_t, P W, P W_t,
   P^T W, P^T W_t] determines Z up to O(m). Its rows are indexed by (block, input); with
   exchangeable inputs the inputs are the vertices of a signed graph whose pair (j, l)
@@ -61,15 +68,22 @@ def transforming_columns(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     return np.concatenate(columns, axis=1)
 
 
+def _first_significant_signs(values: np.ndarray) -> np.ndarray:
+    """+-1 per row of ``values`` (last axis) making its first entry above ROUNDING in absolute value positive."""
+    significant = np.abs(values) > ROUNDING
+    first = np.argmax(significant, axis=-1)[..., None]
+    leading = np.take_along_axis(values, first, axis=-1)[..., 0] * significant.any(axis=-1)
+    return np.where(leading < 0, -1.0, 1.0)
+
+
 def _discrete_canonical(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     blocks = group.layout.unpack(theta)
-    rows = np.concatenate([blocks[name] for name in ("W", "W_t") if name in blocks], axis=1)
     signs = np.ones(group.m)
-    if group.sign_flips:
-        significant = np.abs(rows) > ROUNDING
-        first = np.argmax(significant, axis=1)
-        leading = rows[np.arange(group.m), first] * significant.any(axis=1)
-        signs = np.where(leading < 0, -1.0, 1.0)
+    if group.entry_sign_flips:  # the first significant entry of every pair (W_ij, W_t_ij) positive
+        pairs = np.stack([blocks[name] for name in ("W", "W_t") if name in blocks], axis=-1)
+        theta = group.flip_entries(theta, _first_significant_signs(pairs))
+    elif group.sign_flips:
+        signs = _first_significant_signs(np.concatenate([blocks[name] for name in ("W", "W_t") if name in blocks], 1))
     theta = group.flip(theta, signs)
     blocks = group.layout.unpack(theta)
     features = np.concatenate(
@@ -87,7 +101,8 @@ def _discrete_canonical(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
 def canonical_point(group: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
     """A representative of the orbit of theta under the neuron symmetries.
 
-    Scalings normalised; signs and order of neurons fixed. Under O(m) the point itself is
+    Scalings normalised; signs (of neurons, or of entry pairs under entry sign flips) and
+    order of neurons fixed. Under O(m) the point itself is
     returned (after normalising scalings): the orbit is identified by its Gram invariant.
     """
     theta = normalise_scalings(group, theta)
@@ -99,9 +114,14 @@ def _neuron_input_graph(group: SymmetryGroup, theta: np.ndarray) -> SignedGraph:
     blocks = group.layout.unpack(theta)
     weights = [blocks[name] for name in ("W", "W_t") if name in blocks]
     m, p = weights[0].shape
+    if group.entry_sign_flips:  # the entry-flip invariants |W|, |W_t|, W * W_t (entrywise)
+        products = [weights[0] * weights[1]] if len(weights) == 2 else []
+        weights = [np.abs(matrix) for matrix in weights] + products
+    # Gram entries of every pair of weight matrices (unordered: (u v^T)_ik is (v u^T)_ki)
+    pairs = [(u, v) for a, u in enumerate(weights) for v in weights[a:]]
     neuron_pairs = [blocks["P"], blocks["P"].T] if "P" in blocks else []
-    neuron_pairs += [u @ v.T for u in weights for v in weights]
-    input_pairs = [u.T @ v for u in weights for v in weights]
+    neuron_pairs += [u @ v.T for u, v in pairs]
+    input_pairs = [u.T @ v for u, v in pairs]
     biases = [blocks[name] for name in ("b", "b_t") if name in blocks]
     channels = max(len(weights), len(neuron_pairs) + len(biases), len(input_pairs))
     edges = np.zeros((m + p, m + p, channels))
@@ -119,7 +139,8 @@ def _neuron_input_graph(group: SymmetryGroup, theta: np.ndarray) -> SignedGraph:
         neuron_kinds[np.asarray(members, dtype=np.int64)] = kind
     first_input_kind = len(group.permutable)
     input_kinds = np.full(p, first_input_kind) if group.input_permutations else first_input_kind + np.arange(p)
-    signed = np.concatenate([np.full(m, group.sign_flips), np.full(p, group.input_sign_flips)])
+    vertex_signs = not group.entry_sign_flips  # else they are entry flips, quotiented in the weights
+    signed = np.concatenate([np.full(m, group.sign_flips), np.full(p, group.input_sign_flips)]) & vertex_signs
     return SignedGraph(edges, np.concatenate([neuron_kinds, input_kinds]), signed, np.zeros(0))
 
 

@@ -13,6 +13,10 @@ parts from the identity until the distance stops decreasing:
   Z = [W, W_t];
 * inputs (when the data are invariant under permutations, and sign flips, of the inputs):
   the same assignment over the columns of [W; W_t];
+* entry sign flips (one-sparse data): for given permutations the best sign of each entry
+  pair (W_ij, W_t_ij) is that of its inner product with the reference's pair, so the two
+  assignments above pair neurons (inputs) at the cost with every entry's sign chosen so,
+  and the signs are then set entry by entry;
 * positive rescalings: each scaling group rescaled to the reference's norm.
 
 The result is an image of ``theta`` under the group (so it has the same loss, spectrum and
@@ -46,6 +50,21 @@ def _squared_distances(reference: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return ((reference[:, None, :] - rows[None, :, :]) ** 2).sum(axis=2)
 
 
+def _entry_signed_distances(reference: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Squared distances of rows (branches, n, k) to reference rows (branches, n_ref, k) with the
+    sign of every entry pair (over the branches) chosen to match: |a|^2 + |b|^2 - 2 sum_k |a_k . b_k|."""
+    products = np.einsum("brk,bnk->rnk", reference, rows)
+    squares = (reference**2).sum(axis=(0, 2))[:, None] + (rows**2).sum(axis=(0, 2))[None, :]
+    return squares - 2.0 * np.abs(products).sum(axis=2)
+
+
+def _match_entry_signs(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """theta with the sign of each entry pair (W_ij, W_t_ij) making it nearest the reference's."""
+    blocks, ref_blocks = group.layout.unpack(theta), group.layout.unpack(reference)
+    products = sum(ref_blocks[name] * blocks[name] for name in ("W", "W_t") if name in blocks)
+    return group.flip_entries(theta, np.where(products < 0, -1.0, 1.0))
+
+
 def _align_neurons(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -> np.ndarray:
     ref_blocks, blocks = group.layout.unpack(reference), group.layout.unpack(theta)
     weights = [name for name in ("W", "W_t") if name in blocks]
@@ -59,6 +78,18 @@ def _align_neurons(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarra
     ref_features = np.concatenate([ref_blocks[n] for n in weights] + [ref_blocks[n][:, None] for n in biases], axis=1)
     width = sum(blocks[n].shape[1] for n in weights)
     permutation, signs = np.arange(group.m), np.ones(group.m)
+    if group.entry_sign_flips:
+        branches = np.stack([blocks[n] for n in weights])
+        ref_branches = np.stack([ref_blocks[n] for n in weights])
+        bias_features = features[:, width:]
+        ref_bias_features = ref_features[:, width:]
+        for members in group.permutable:
+            members = np.asarray(members)
+            cost = _entry_signed_distances(ref_branches[:, members], branches[:, members])
+            cost += _squared_distances(ref_bias_features[members], bias_features[members])
+            order, _ = _signed_assignment(cost, None)
+            permutation[members] = members[order]
+        return _match_entry_signs(group, reference, group.permute(theta, permutation))
     for members in group.permutable:
         members = np.asarray(members)
         flipped = features[members].copy()
@@ -74,6 +105,13 @@ def _align_neurons(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarra
 def _align_inputs(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -> np.ndarray:
     ref_blocks, blocks = group.layout.unpack(reference), group.layout.unpack(theta)
     weights = [name for name in ("W", "W_t") if name in blocks]
+    if group.entry_sign_flips:
+        cost = _entry_signed_distances(
+            np.stack([ref_blocks[name].T for name in weights]), np.stack([blocks[name].T for name in weights])
+        )
+        order, _ = _signed_assignment(cost, None)
+        p = order.size
+        return _match_entry_signs(group, reference, group.act_on_inputs(theta, order, np.ones(p)))
     columns_ref = np.concatenate([ref_blocks[name] for name in weights], axis=0).T
     columns = np.concatenate([blocks[name] for name in weights], axis=0).T
     plus = _squared_distances(columns_ref, columns)
@@ -138,11 +176,14 @@ MAX_SIGN_ENUMERATION = 12
 
 def _fix_signs(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """theta with the neuron signs s and input signs t maximising sum_ij s_i t_j C_ij,
-    C_ij = sum over branches of W_ref[i, j] W[i, j] (neurons and inputs kept in place).
+    C_ij = sum over branches of W_ref[i, j] W[i, j] (neurons and inputs kept in place); under
+    entry sign flips, every entry's sign s_ij maximising s_ij C_ij.
 
     For given s the best t is sign(C^T s); every s is tried for up to MAX_SIGN_ENUMERATION
     neurons, else s starts at sign(C 1) and alternates with t.
     """
+    if group.entry_sign_flips:
+        return _match_entry_signs(group, reference, theta)
     blocks, ref_blocks = group.layout.unpack(theta), group.layout.unpack(reference)
     products = sum(ref_blocks[name] * blocks[name] for name in ("W", "W_t") if name in blocks)
     if not group.input_sign_flips:

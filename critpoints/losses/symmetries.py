@@ -1,8 +1,8 @@
 """Symmetries of a setting's loss: the group acting on theta that leaves it invariant.
 
 derivations/MODEL.md §6 lists neuron permutations, sign flips of odd encoders and, for linear
-encoders with rotation-invariant losses, W -> Q W with Q in O(m). Two refinements, derived
-in derivations/symmetries.md:
+encoders with rotation-invariant losses, W -> Q W with Q in O(m). Additions and refinements,
+derived in derivations/symmetries.md:
 
 * Every loss here depends on the representations only through inner products, so O(m)
   acts on (W, W_t, P) as (Q W, Q W_t, Q P Q^T) whenever the encoder is linear (a symrelu
@@ -20,6 +20,19 @@ in derivations/symmetries.md:
   L(W R) = L(W) for such a signed permutation R acting on the inputs of every encoder.
   These map a stationary point to one that differs only by relabelling the atoms, with the
   same loss, spectrum and sorted alignments; they are quotiented like the others.
+* Entry sign flips (derivations/symmetries.md, item 6): (W_ij, W_t_ij) -> -(W_ij, W_t_ij)
+  for each entry independently, the group Z_2^(m x p) (it contains the neuron and the input
+  sign flips), for a loss without repulsion and without predictor when M = I, sigma = 0 and
+  the latent law is sign-symmetric, and either (a) every input is +-e_j or 0 (a one-sparse
+  law): every view is a s e_j, f(a s e_j) = s sigma_b(a W e_j), and the pair term depends
+  on sigma_b(a W e_j) and sigma_b(a' W_t e_j) only through inner products, which negating
+  component i of both keeps; or (b) the pair term is separable (linear in the inner
+  products, ncl_squared) and the expectation is the population one: the loss is a sum over
+  neurons, and in the term of neuron i negating column j of its rows is negating x_j, whose
+  law is symmetric (that of a finite sample is not). Sign-symmetric codes keep the labels
+  invariant too (with positive codes an entry flip can make f constant on the data); with
+  O(m) (linear encoders) the two generate the per-column group O(m)^p, whose generators are
+  not declared, so nothing is added there.
 
 Continuous symmetries generate zero modes of the Hessian (or field Jacobian) at stationary
 points; ``generators`` returns them as tangent vectors at theta.
@@ -34,6 +47,7 @@ import numpy as np
 from numba import njit
 
 from critpoints.losses.parameters import ParameterLayout
+from critpoints.model.setting import SampleAverage
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,10 @@ class SymmetryGroup:
         Coordinate permutations of the inputs, W -> W R (the data law is invariant).
     input_sign_flips : bool
         Coordinate sign flips of the inputs (with a sign-symmetric latent law).
+    entry_sign_flips : bool
+        (W_ij, W_t_ij) -> -(W_ij, W_t_ij) for each entry (i, j) independently: the group
+        Z_2^(m x p) of derivations/symmetries.md item 6 (it contains ``sign_flips`` and
+        ``input_sign_flips``). Only without rotations and without a predictor.
     """
 
     layout: ParameterLayout
@@ -66,6 +84,14 @@ class SymmetryGroup:
     scalings: tuple
     input_permutations: bool = False
     input_sign_flips: bool = False
+    entry_sign_flips: bool = False
+
+    def __post_init__(self) -> None:
+        if self.entry_sign_flips and (self.rotations or "P" in self.layout.shapes):
+            raise ValueError(
+                "entry_sign_flips=True is allowed only without rotations and without a predictor P "
+                f"(got rotations={self.rotations}, blocks {tuple(self.layout.shapes)})"
+            )
 
     @property
     def m(self) -> int:
@@ -78,19 +104,25 @@ class SymmetryGroup:
         return (self.m * (self.m - 1) // 2 if self.rotations else 0) + len(self.scalings)
 
     def describe(self) -> str:
-        """Human-readable list, e.g. 'S_4 x Z_2^4 x O(4)'."""
+        """Human-readable list, e.g. 'S_4 x Z_2^4 x O(4)' or 'S_4 x Z_2^(4x4) entry signs x inputs: S_4'.
+
+        Entry sign flips contain the neuron and the input sign flips, which are then not listed.
+        """
         parts = []
+        p = self.layout.shapes["W"][1]
         sizes = [len(c) for c in self.permutable if len(c) > 1]
         if sizes:
             parts.append(" x ".join(f"S_{s}" for s in sizes))
-        if self.sign_flips:
+        if self.entry_sign_flips:
+            parts.append(f"Z_2^({self.m}x{p}) entry signs")
+        elif self.sign_flips:
             parts.append(f"Z_2^{self.m}")
         if self.rotations:
             parts.append(f"O({self.m})")
         parts += [f"R+({'+'.join(group)})" for group in self.scalings]
         if self.input_permutations:
-            p = self.layout.shapes["W"][1]
-            parts.append(f"inputs: {'signed ' if self.input_sign_flips else ''}S_{p}")
+            signed = self.input_sign_flips and not self.entry_sign_flips
+            parts.append(f"inputs: {'signed ' if signed else ''}S_{p}")
         return " x ".join(parts) if parts else "trivial"
 
     # -- actions -------------------------------------------------------------------
@@ -128,6 +160,14 @@ class SymmetryGroup:
         for name in ("W", "W_t"):
             if name in blocks:
                 blocks[name] = blocks[name][:, np.asarray(permutation)] * np.asarray(signs, dtype=float)
+        return self.layout.pack(**blocks)
+
+    def flip_entries(self, theta: np.ndarray, signs) -> np.ndarray:
+        """Multiply entry (i, j) of W and of W_t by signs[i, j] in {-1, +1} (an (m, p) array)."""
+        blocks = self.layout.unpack(theta)
+        for name in ("W", "W_t"):
+            if name in blocks:
+                blocks[name] = blocks[name] * np.asarray(signs, dtype=float)
         return self.layout.pack(**blocks)
 
     def scale(self, theta: np.ndarray, group: tuple[str, ...], factor: float) -> np.ndarray:
@@ -217,6 +257,14 @@ def setting_symmetries(setting, layout: ParameterLayout) -> SymmetryGroup:
     identity_data = setting.dictionary.is_identity(setting.p, setting.d)
     latent = setting.latent
     sign_symmetric = latent.name == "bernoulli" or (latent.name == "one_hot" and not latent.positive)
+    # a pair loss (no repulsion, no predictor) on noise-free data whose law is invariant under each
+    # coordinate's sign, and either one-sparse inputs (every view pair is invariant) or a term that
+    # is a sum over neurons under the population law (a finite sample is not sign-symmetric)
+    pair_loss = loss.family.repulsion == "none" and not loss.is_field
+    signed_data = identity_data and sign_symmetric and setting.noise == 0
+    one_sparse = max(latent.support_counts(setting.d)) <= 1
+    population = not isinstance(setting.expectation, SampleAverage)
+    separable = loss.family.pair_term(loss.normalize).separable and population
     return SymmetryGroup(
         layout=layout,
         permutable=permutable,
@@ -225,4 +273,5 @@ def setting_symmetries(setting, layout: ParameterLayout) -> SymmetryGroup:
         scalings=tuple(scalings),
         input_permutations=identity_data,
         input_sign_flips=identity_data and sign_symmetric,
+        entry_sign_flips=pair_loss and signed_data and (one_sparse or separable) and not rotations,
     )

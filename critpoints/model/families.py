@@ -130,6 +130,9 @@ class PairTerm:
     interval_kernels : str or None
         Module of the ball-arithmetic kernel ``<kernel>`` for certificates (None: the
         package's critpoints.certify._generated.interval_kernels).
+    separable : bool
+        phi is linear in (A, B, C) = (r.r, c.c, r.c), so the term is a sum over neurons of
+        terms of one neuron each (derivations/symmetries.md item 6 uses it).
     """
 
     kernel: str
@@ -138,6 +141,7 @@ class PairTerm:
     over_temperature: bool = False
     kernels: str | None = None
     interval_kernels: str | None = None
+    separable: bool = False
 
     def coefficient(self, temperature: float | None) -> float:
         """The scale of phi for the given temperature."""
@@ -266,7 +270,7 @@ BUILTIN_FAMILIES = (
         summary="-2 E[f(x1).f(x2)] + E[(f(x1).f(x'))^2]",
         contrastive=True,
         encoders=1,
-        pair=PairTerm("inner_product", -2.0),
+        pair=PairTerm("inner_product", -2.0, separable=True),
         repulsion="squared_inner_product",
         closed_form=True,
     ),
@@ -285,7 +289,7 @@ BUILTIN_FAMILIES = (
         summary="E||f_o(x1) - f_t(x2)||^2",
         contrastive=False,
         encoders=2,
-        pair=PairTerm("squared_distance", 1.0),
+        pair=PairTerm("squared_distance", 1.0, separable=True),
         closed_form=True,
     ),
     LossFamily(
@@ -303,7 +307,7 @@ BUILTIN_FAMILIES = (
         contrastive=False,
         encoders=2,
         pair=PairTerm("cosine", -2.0, constant=2.0),
-        unnormalized_pair=PairTerm("inner_product", -2.0),
+        unnormalized_pair=PairTerm("inner_product", -2.0, separable=True),
         options=("normalize", "predictor_constraint"),
         field=True,
         scale_invariant=True,
