@@ -211,8 +211,8 @@ def main(argv: list[str] | None = None) -> None:
         from critpoints import plots
 
         folder = Path(args.plot)
-        for label, (setting, result, _) in results.items():
-            tag = label.split()[-1]
+        for setting, result, _ in results.values():
+            tag = setting.loss.name
             if len(result.minima()):
                 plots.minima_heatmaps(result, setting, folder / f"{tag}_minima.png")
             plots.hessian_spectra(result, setting, folder / f"{tag}_spectra.png")

@@ -33,7 +33,8 @@ def main() -> None:
     moments = critpoints.view_moments(setting)
     np.set_printoptions(precision=4, suppress=True)
     for name in moments._fields:
-        print(f"\nE[{name[:2]} {name[2:]}^T] =\n{getattr(moments, name)}")
+        half = len(name) // 2  # "zz" -> z, z; "x1x2" -> x1, x2
+        print(f"\nE[{name[:half]} {name[half:]}^T] =\n{getattr(moments, name)}")
     measure = critpoints.exact_view_measure(setting)
     print(
         f"\nexact view law: {len(measure.pair_weight)} distinct (x1, x2) pairs, "
