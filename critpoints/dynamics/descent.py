@@ -478,10 +478,7 @@ class DynamicsResult:
 
     @classmethod
     def _from_record(cls, record: dict, trajectories: list[Trajectory], source: str | Path) -> DynamicsResult:
-        try:
-            setting = Setting.from_dict(record["setting"])
-        except (TypeError, ValueError) as error:
-            raise _files.ResultFileError(f"{source}: the stored setting is not valid: {error}") from error
+        setting = Setting.from_dict(record["setting"], source)
         return cls(
             setting=setting,
             trajectories=tuple(trajectories),

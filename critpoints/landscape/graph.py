@@ -348,7 +348,7 @@ class LandscapeGraph:
             for e in record["edges"]
         ]
         return cls(
-            Setting.from_dict(record["setting"]),
+            Setting.from_dict(record["setting"], source),
             tuple(nodes),
             tuple(edges),
             tuple(RunRecord(**run) for run in record["runs"]),

@@ -550,10 +550,7 @@ class CriticalPointSet:
 
     @classmethod
     def _from_record(cls, record: dict, points: list[CriticalPoint], source: str | Path) -> CriticalPointSet:
-        try:
-            setting = Setting.from_dict(record["setting"])
-        except (TypeError, ValueError) as error:
-            raise _files.ResultFileError(f"{source}: the stored setting is not valid: {error}") from error
+        setting = Setting.from_dict(record["setting"], source)
         _files.check_fields(record["completeness"], ("observed", "singletons", "doubletons"), "completeness", source)
         return cls(
             setting=setting,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from critpoints import _validation as check
+from critpoints._files import ResultFileError
 from critpoints.model.augmentation import Augmentation, parse_augmentation
 from critpoints.model.dictionary import Dictionary, GivenDictionary, parse_dictionary
 from critpoints.model.families import OPTIONS, LossFamily, family_names, loss_family
@@ -399,13 +401,23 @@ class Setting:
         }
 
     @classmethod
-    def from_dict(cls, record: dict) -> Setting:
-        """The setting that :meth:`to_dict` described (validated like any other)."""
+    def from_dict(cls, record: dict, source: str | Path | None = None) -> Setting:
+        """The setting that :meth:`to_dict` described (validated like any other).
+
+        With ``source`` (the file the record was read from) an invalid record raises
+        :class:`critpoints._files.ResultFileError` naming that file, instead of the
+        ValueError or TypeError of the argument it fails on.
+        """
         record = dict(record)
         expectation = record.get("expectation", "auto")
         if isinstance(expectation, list):
             record["expectation"] = tuple(expectation)
-        return cls(**record)
+        if source is None:
+            return cls(**record)
+        try:
+            return cls(**record)
+        except (TypeError, ValueError) as error:
+            raise ResultFileError(f"{source}: the stored setting is not valid: {error}") from error
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Setting) and self.to_dict() == other.to_dict()
