@@ -1,5 +1,6 @@
 """Orbit keys and the orbit database at p = d = m = 10: the claim-3 symmetry group (spectral) and the
-same setting with ncl_squared, whose group adds the entry sign flips of one-sparse data.
+same setting with ncl_squared, whose group adds the entry sign flips of one-sparse data and the
+row-entry permutations of a separable pair loss (derivations/symmetries.md items 6 and 7).
 
 Prints, for each, the time per point of ``orbit_key`` and of ``OrbitDatabase.add`` (key, scan of the known
 keys and the exact test among key collisions) on points of the kind the engine meets: generic
@@ -22,7 +23,11 @@ D = 10
 def random_element(group, theta, rng):
     theta = group.flip(group.permute(theta, rng.permutation(group.m)), rng.choice([-1.0, 1.0], group.m))
     theta = group.act_on_inputs(theta, rng.permutation(D), rng.choice([-1.0, 1.0], D))
-    return group.flip_entries(theta, rng.choice([-1.0, 1.0], (D, D))) if group.entry_sign_flips else theta
+    if group.entry_sign_flips:
+        theta = group.flip_entries(theta, rng.choice([-1.0, 1.0], (D, D)))
+    if group.row_entry_permutations:
+        theta = group.permute_row_entries(theta, np.stack([rng.permutation(D) for _ in range(D)]))
+    return theta
 
 
 def main() -> None:

@@ -265,3 +265,196 @@ def test_signed_cycles_are_told_apart_by_their_sign_product_alone(length):
         result = find_isomorphism(positive, other)
         assert result.found == (np.prod(signs) > 0)
         assert not result.undecided
+
+
+# ----------------------------------------------------------------- row-entry permutations
+
+
+def row_group(m=3, p=3, *, classes=None, bias=False, entries=True, scalings=()):
+    """A separable pair loss on exchangeable data: (S_p)^m row entries, with entry signs (signed
+    codes, sigma = 0) or with neuron signs only (positive or two-sparse codes)."""
+    layout = ParameterLayout.for_model(m=m, p=p, two_encoders=True, trainable_bias=bias, predictor=False)
+    return SymmetryGroup(
+        layout=layout,
+        permutable=classes or (tuple(range(m)),),
+        sign_flips=True,
+        rotations=False,
+        scalings=scalings,
+        input_permutations=True,
+        input_sign_flips=entries,
+        entry_sign_flips=entries,
+        row_entry_permutations=True,
+    )
+
+
+ROW_GROUPS = {
+    "row entries, entry signs": row_group(),
+    "row entries, neuron signs, b, b_t, two classes": row_group(classes=((0, 1), (2,)), bias=True, entries=False),
+    "row entries, entry signs, rescaled (W, b), (W_t, b_t)": row_group(
+        bias=True, scalings=(("W", "b"), ("W_t", "b_t"))
+    ),
+    "m = 2, p = 3: row entries, entry signs": row_group(2, 3),
+    "m = 2, p = 3: row entries, neuron signs, b, b_t": row_group(2, 3, bias=True, entries=False),
+    "m = 2, p = 3: row entries, entry signs, two classes": row_group(2, 3, classes=((0,), (1,)), bias=True),
+}
+
+
+def random_row_element(g: SymmetryGroup, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """theta moved by random neuron permutations, signs (of neurons or entries) and row-entry permutations."""
+    m, p = g.layout.shapes["W"]
+    theta = random_element(g, theta, rng)
+    return g.permute_row_entries(theta, np.stack([rng.permutation(p) for _ in range(m)]))
+
+
+def apply_row_map(g: SymmetryGroup, theta: np.ndarray, found) -> np.ndarray:
+    """The map of orbit_map under row-entry permutations (vertex m + i p + j is entry (i, j)) as an image."""
+    m, p = g.layout.shapes["W"]
+    blocks = g.layout.unpack(normalised(g, theta))
+    image = {}
+    for name, value in blocks.items():
+        if name in ("W", "W_t"):
+            source = (found.mapping[m:] - m).reshape(m, p)
+            signs = found.signs[:m, None] * found.signs[m:].reshape(m, p)
+            image[name] = value.ravel()[source] * signs
+        else:
+            image[name] = value[found.mapping[:m]]
+    return g.layout.pack(**image)
+
+
+@pytest.mark.parametrize("name", list(ROW_GROUPS))
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), tied=st.booleans())
+def test_row_entry_permutations_keep_the_key_and_the_element_is_found(name, seed, tied):
+    g = ROW_GROUPS[name]
+    rng = np.random.default_rng(seed)
+    theta = tied_point(g, rng) if tied else rng.standard_normal(g.layout.size)
+    moved = random_row_element(g, theta, rng)
+    assert same_orbit(orbit_key(g, theta), orbit_key(g, moved))
+    found = orbit_map(g, theta, moved)
+    assert found.found and not found.undecided
+    np.testing.assert_allclose(apply_row_map(g, theta, found), normalised(g, moved), atol=1e-9)
+
+
+def whole_row_group_images(g: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
+    """Every image of theta (scalings normalised) under the whole group, as rows of an array."""
+    m, p = g.layout.shapes["W"]
+    blocks = g.layout.unpack(normalised(g, theta))
+    pairs = np.stack([blocks["W"], blocks["W_t"]])  # (2, m, p)
+    biases = np.array([blocks[name] for name in ("b", "b_t") if name in blocks]).reshape(-1, m)
+    if g.entry_sign_flips:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=m * p))).reshape(-1, 1, m, p)
+    else:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=m)))[:, None, :, None] * np.ones((1, 1, m, p))
+    images = []
+    for perm in itertools.permutations(range(m)):
+        if not all(sorted(perm[i] for i in members) == sorted(members) for members in g.permutable):
+            continue
+        for rows in itertools.product(itertools.permutations(range(p)), repeat=m):
+            moved = np.stack([pairs[:, perm[i], list(rows[i])] for i in range(m)], axis=1)  # (2, m, p)
+            weights = (signs * moved[None]).reshape(len(signs), -1)
+            rest = biases[:, list(perm)].ravel() if biases.size else np.zeros(0)
+            images.append(np.hstack([weights, np.tile(rest, (len(signs), 1))]))
+    return np.vstack(images)
+
+
+def comparable(g: SymmetryGroup, theta: np.ndarray) -> np.ndarray:
+    blocks = g.layout.unpack(normalised(g, theta))
+    rest = [blocks[name] for name in ("b", "b_t") if name in blocks]
+    return np.hstack([np.stack([blocks["W"], blocks["W_t"]]).ravel()] + rest)
+
+
+@pytest.mark.parametrize("name", [name for name, g in ROW_GROUPS.items() if g.m == 2])
+def test_brute_force_over_the_whole_row_group_agrees_on_every_pair(name):
+    """m = 2, p = 3: all (3!)^2 row-entry permutations x neuron permutations x signs (2^6 entry signs,
+    or 2^2 neuron signs) decide which points share an orbit; the exact test and the database agree."""
+    g = ROW_GROUPS[name]
+    rng = np.random.default_rng(3)
+    points = []
+    for _ in range(6):
+        base = tied_point(g, rng)
+        points += [base, random_row_element(g, base, rng)]
+        nudged = np.array(base)
+        nudged[rng.integers(g.layout.size)] *= -1.0  # often another orbit with the same |entries|
+        points.append(nudged)
+        swapped = g.layout.unpack(base)  # one entry of W exchanged across rows: the same multiset of entries
+        swapped["W"][0, 0], swapped["W"][1, 0] = swapped["W"][1, 0], swapped["W"][0, 0]
+        points.append(g.layout.pack(**swapped))
+    orbits = [whole_row_group_images(g, theta) for theta in points]
+    database = OrbitDatabase(g)
+    indices = [database.add(theta) for theta in points]
+    truths = []
+    for a, b in itertools.combinations(range(len(points)), 2):
+        truth = bool((np.abs(orbits[a] - comparable(g, points[b])).max(axis=1) < 1e-9).any())
+        truths.append(truth)
+        assert same_point_orbit(g, points[a], points[b]) == truth, (a, b)
+        assert (indices[a] == indices[b]) == truth, (a, b)
+    assert any(truths) and not all(truths)
+    assert database.undecided == 0
+
+
+@pytest.mark.parametrize("name", list(ROW_GROUPS))
+def test_a_perturbed_point_is_another_row_orbit(name):
+    g = ROW_GROUPS[name]
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        theta = tied_point(g, rng)
+        moved = random_row_element(g, theta, rng)
+        moved[rng.integers(g.layout.size)] += 1e-4
+        assert not same_point_orbit(g, theta, moved)
+
+
+def test_near_ties_in_the_sorted_rows_do_not_split_an_orbit():
+    """Entry pairs whose first components differ by less than the tolerance sort in either order under a
+    perturbation; the exact test (an assignment of entries) still matches the rows."""
+    g = row_group(2, 3)
+    W = np.array([[0.50000004, 0.50000006, 0.1], [0.3, -0.2, 0.7]])  # rounded to 1e-7: 5000000, 5000001
+    W_t = np.array([[0.9, 0.2, 0.4], [0.1, 0.6, -0.5]])
+    theta = g.layout.pack(W=W, W_t=W_t)
+    nudged = g.layout.pack(W=W + np.array([[3e-8, -3e-8, 0.0], [0.0, 0.0, 0.0]]), W_t=W_t)  # 5000001, 5000000
+    first = [np.lexsort(np.round(g.layout.unpack(point)["W"][:1] / 1e-7)) for point in (theta, nudged)]
+    assert not np.array_equal(*first)  # a rounded sort orders the two entries differently
+    assert same_orbit(orbit_key(g, theta), orbit_key(g, nudged))
+    assert same_point_orbit(g, theta, nudged)
+
+
+@pytest.mark.parametrize("name", list(ROW_GROUPS))
+def test_row_canonical_point_is_an_image_and_the_same_along_the_orbit(name):
+    g = ROW_GROUPS[name]
+    rng = np.random.default_rng(9)
+    for _ in range(5):
+        theta = rng.standard_normal(g.layout.size)
+        representative = canonical_point(g, theta)
+        np.testing.assert_allclose(canonical_point(g, random_row_element(g, theta, rng)), representative, atol=1e-12)
+        assert same_point_orbit(g, theta, representative)
+
+
+def test_row_canonical_point_recovers_as_many_atoms_as_the_orbit_allows():
+    """The identity and the matrix whose rows all equal e_1 are one orbit; the representative of both puts
+    the rows' largest entries in distinct columns, so it is the identity up to signs and order."""
+    g = row_group(4, 4)
+    stacked = np.tile(np.eye(4)[:1], (4, 1))
+    for W in (np.eye(4), stacked):
+        representative = g.layout.unpack(canonical_point(g, g.layout.pack(W=W, W_t=0.5 * W)))["W"]
+        np.testing.assert_allclose(np.sort(np.abs(representative).argmax(axis=1)), np.arange(4))
+    assert same_point_orbit(
+        g, g.layout.pack(W=np.eye(4), W_t=0.5 * np.eye(4)), g.layout.pack(W=stacked, W_t=0.5 * stacked)
+    )
+    three = np.vstack([np.eye(4)[:3], np.full((1, 4), 0.5)])  # three aligned rows, one spread
+    representative = g.layout.unpack(canonical_point(g, g.layout.pack(W=three, W_t=three)))["W"]
+    aligned = np.abs(representative).max(axis=1) > 0.95
+    assert aligned.sum() == 3 and len(set(np.abs(representative[aligned]).argmax(axis=1))) == 3
+
+
+def test_signed_atoms_at_d10_are_one_row_orbit():
+    """p = d = m = 10 under row-entry permutations: every matrix of signed atoms (any duplication) is one
+    orbit, and points with one row moved off an atom are another."""
+    g = row_group(10, 10)
+    rng = np.random.default_rng(8)
+    database = OrbitDatabase(g)
+    for _ in range(20):
+        W = np.eye(10)[rng.integers(0, 10, 10)] * rng.choice([-1.0, 1.0], (10, 1))
+        database.add(g.layout.pack(W=W, W_t=W))
+    assert database.counts == [20]
+    W = np.eye(10)
+    W[3] = np.sqrt(0.5) * (np.eye(10)[3] + np.eye(10)[4])
+    assert database.add(g.layout.pack(W=W, W_t=W)) == 1

@@ -502,3 +502,140 @@ def test_generators_span_null_directions_at_stationary_points(kwargs):
         assert null.shape[1] == generators.shape[1] == 3
         basis = np.linalg.qr(generators)[0]
         np.testing.assert_allclose(basis @ (basis.T @ null), null, atol=1e-6)
+
+
+#: Settings with a separable pair loss (ncl_squared) under the population law of exchangeable data
+#: (M = I): row-entry permutations are declared (derivations/symmetries.md item 7).
+ROW_PERMUTATION_SETTINGS = [
+    dict(loss="ncl_squared", encoder="symrelu", bias=-0.3, constraint="unit_rows"),
+    dict(loss="ncl_squared", encoder="symrelu", bias=np.array([-0.3, 0.2, -0.1]), latent=("one_hot", "positive")),
+    dict(loss="ncl_squared", encoder="symrelu", bias=-0.3, constraint="unit_rows", latent=("fixed_count", 2, 1)),
+    dict(
+        loss="ncl_squared",
+        encoder="symrelu",
+        bias="trainable",
+        augmentation="complementary_mask",
+        latent=("bernoulli", 0.5),
+    ),  # fmt: skip
+    dict(loss="ncl_squared", encoder="linear", constraint="unit_rows", latent=("one_hot", "positive"), noise=0.1),
+    dict(loss="ncl_squared", encoder="symrelu", bias="trainable", latent=("fixed_count", 2, 2)),
+]
+
+
+def _row_permutations(rng, m, p):
+    return np.stack([rng.permutation(p) for _ in range(m)])
+
+
+@pytest.mark.parametrize("kwargs", ROW_PERMUTATION_SETTINGS, ids=lambda k: "-".join(map(str, k.values())))
+def test_row_entry_permutations_keep_value_gradient_norm_and_spectrum(kwargs):
+    """L, |grad L| and the Hessian spectrum are unchanged when the entries of each row of W and W_t are
+    permuted by that row's own random permutation (with neuron permutations and declared signs)."""
+    setting = Setting(**{"p": 3, "d": 3, "m": 3, **kwargs})
+    loss = population_loss(setting)
+    group = loss.symmetries
+    assert group.row_entry_permutations and "(S_3)^3 row entries" in group.describe()
+    rng = np.random.default_rng(12)
+    for _ in range(3):
+        theta = random_point(loss, rng)
+        value, gradient, spectrum = _loss_gradient_spectrum(loss, theta)
+        moved = group.permute_row_entries(theta, _row_permutations(rng, 3, 3))
+        moved = (
+            group.permute(moved, rng.permutation(list(group.permutable[0]))) if len(group.permutable) == 1 else moved
+        )
+        if group.entry_sign_flips:
+            moved = group.flip_entries(moved, rng.choice([-1.0, 1.0], (3, 3)))
+        else:
+            moved = group.flip(moved, rng.choice([-1.0, 1.0], 3))
+        other_value, other_gradient, other_spectrum = _loss_gradient_spectrum(loss, moved)
+        assert other_value == pytest.approx(value, rel=1e-11, abs=1e-12)
+        assert other_gradient == pytest.approx(gradient, rel=1e-9, abs=1e-11)
+        np.testing.assert_allclose(other_spectrum, spectrum, rtol=1e-9, atol=1e-9 * np.abs(spectrum).max())
+
+
+def _swap_first_entries(loss, theta):
+    """theta with W_00 and W_01 exchanged, and W_t_00 and W_t_01: a row-entry permutation of row 0 alone."""
+    m, p = loss.layout.shapes["W"]
+    permutations = np.tile(np.arange(p), (m, 1))
+    permutations[0, :2] = [1, 0]
+    return loss.symmetries.permute_row_entries(theta, permutations)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(loss="spectral", encoder="symrelu", bias=-0.3, constraint="unit_rows"),
+        dict(loss="infonce", encoder="symrelu", bias=-0.3, constraint="unit_rows"),
+        dict(loss="ncl_cosine", encoder="symrelu", bias=-0.3, constraint="unit_rows"),
+        dict(loss="ncl_predictor", encoder="symrelu", bias=-0.3, constraint="unit_rows", normalize=False),
+        dict(loss="ncl_squared", encoder="linear", constraint="unit_rows", dictionary=("random", 2), p=4),
+        dict(loss="ncl_squared", encoder="symrelu", bias=-0.3, expectation=("sample_average", 50, 0)),
+    ],
+    ids=["spectral", "infonce", "cosine", "predictor-field", "random-M", "sampled"],
+)
+def test_row_entry_permutations_are_not_symmetries_beyond_their_conditions(kwargs):
+    """A repulsion, a cosine, a predictor, a random M or a finite sample: exchanging two entries of one
+    row changes the loss, and the rule does not declare the group."""
+    setting = Setting(**{"p": 3, "d": 3, "m": 3, **kwargs})
+    loss = population_loss(setting)
+    assert not loss.symmetries.row_entry_permutations
+    theta = random_point(loss, np.random.default_rng(4))
+    # exact sums (population or a fixed sample): an invariant loss would agree to rounding, ~1e-16
+    assert abs(loss.value(_swap_first_entries(loss, theta)) - loss.value(theta)) > 1e-8
+
+
+@pytest.mark.parametrize(
+    "kwargs, reason",
+    [
+        (dict(constraint="unit_columns"), "column norms"),
+        (dict(encoder="linear", bias=None, latent=("one_hot", "positive")), "rotations"),
+        (dict(encoder="linear", bias=None, constraint="unit_rows", noise=0.1), "column signs"),
+    ],
+)
+def test_row_entry_permutations_are_left_undeclared_where_the_loss_keeps_them(kwargs, reason):
+    """Where the loss is invariant but the group is not declared (derivations/symmetries.md item 7): unit
+    columns (the action leaves the manifold), O(m) (a larger continuous group), and column signs
+    without entry signs (a sign-symmetric law with noise: not quotiented)."""
+    merged = {**dict(p=3, d=3, m=3, loss="ncl_squared", encoder="symrelu", bias=-0.3), **kwargs}
+    setting = Setting(**{name: value for name, value in merged.items() if value is not None})
+    loss = population_loss(setting)
+    group = loss.symmetries
+    assert not group.row_entry_permutations
+    theta = random_point(loss, np.random.default_rng(6))
+    moved = _swap_first_entries(loss, theta)
+    assert loss.value(moved) == pytest.approx(loss.value(theta), rel=1e-11, abs=1e-12)
+    if reason == "column norms":
+        assert not np.allclose(loss.manifold.project(moved), moved)
+    elif reason == "rotations":
+        assert group.rotations
+    else:
+        assert group.input_sign_flips and not group.entry_sign_flips
+        with pytest.raises(ValueError, match="row_entry_permutations"):
+            dataclasses.replace(group, row_entry_permutations=True)
+    with pytest.raises(ValueError, match="row_entry_permutations"):
+        dataclasses.replace(group, rotations=True, entry_sign_flips=False, row_entry_permutations=True)
+
+
+def test_row_entry_permutations_keep_the_collapse_and_dead_labels_but_not_the_alignment():
+    """On a support closed under coordinate permutations, f constant and dead neurons are kept; the
+    alignment is not: W = I and W with every row e_1 are one orbit with one loss, good and bad."""
+    setting = Setting(p=3, d=3, m=3, loss="ncl_squared", encoder="symrelu", bias=-0.3, constraint="unit_rows")
+    loss = population_loss(setting)
+    group = loss.symmetries
+    identity = loss.pack(W=np.eye(3), W_t=np.eye(3))
+    stacked = group.permute_row_entries(identity, np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]]))
+    assert np.array_equal(loss.unpack(stacked)["W"], np.tile(np.eye(3)[:1], (3, 1)))
+    assert loss.value(stacked) == pytest.approx(loss.value(identity), rel=1e-12)
+    assert label_point(setting, loss.unpack(identity)).label == "good"
+    assert label_point(setting, loss.unpack(stacked)).label == "bad"
+    positive = Setting(p=3, d=3, m=3, loss="ncl_squared", encoder="symrelu", bias=-0.3, latent=("one_hot", "positive"))
+    positive_loss = population_loss(positive)
+    rng = np.random.default_rng(3)
+    for W, W_t in ((np.full((3, 3), 0.6), np.full((3, 3), 0.5)), (rng.normal(size=(3, 3)), rng.normal(size=(3, 3)))):
+        W[1] = 0.2  # neuron 1 dead under the bias -0.3
+        theta = positive_loss.pack(W=W, W_t=W_t)
+        moved = positive_loss.symmetries.permute_row_entries(theta, _row_permutations(rng, 3, 3))
+        before, after = (
+            label_point(positive, positive_loss.unpack(theta)),
+            label_point(positive, positive_loss.unpack(moved)),
+        )
+        assert (before.label == "collapsed") == (after.label == "collapsed") and before.dead == after.dead >= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.stats import ortho_group
@@ -68,6 +70,76 @@ def test_entry_sign_flips_are_undone_for_one_sparse_non_contrastive_losses():
     def scrambled(point):
         point = group.flip_entries(point, rng.choice([-1.0, 1.0], size=(5, 5)))
         return group.act_on_inputs(group.permute(point, rng.permutation(5)), rng.permutation(5), np.ones(5))
+
+    for _ in range(5):
+        np.testing.assert_allclose(nearest_image(group, theta, scrambled(theta)), theta, atol=1e-14)
+    blocks = loss.unpack(theta)
+    blocks["W_t"][2, 3] += 0.1
+    moved = loss.pack(**blocks)
+    image = nearest_image(group, theta, scrambled(moved))
+    assert np.linalg.norm(image - theta) == pytest.approx(0.1, rel=1e-12)
+    assert loss.value(image) == pytest.approx(loss.value(moved), rel=1e-12)
+
+
+def _all_row_images(loss, theta):
+    """Every image of theta under neuron permutations, row-entry permutations and the declared signs
+    (entry signs, or neuron signs), by enumeration: the ground truth at m = 2, p = 3."""
+    group = loss.symmetries
+    m, p = loss.layout.shapes["W"]
+    if group.entry_sign_flips:
+        signs = [np.array(s).reshape(m, p) for s in itertools.product((1.0, -1.0), repeat=m * p)]
+    else:
+        signs = [np.array(s)[:, None] * np.ones((m, p)) for s in itertools.product((1.0, -1.0), repeat=m)]
+    images = []
+    for perm in itertools.permutations(range(m)):
+        moved = group.permute(theta, np.array(perm))
+        for rows in itertools.product(itertools.permutations(range(p)), repeat=m):
+            permuted = group.permute_row_entries(moved, np.array(rows))
+            images += [group.flip_entries(permuted, sign) for sign in signs]
+    return np.array(images)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(bias=-0.3, constraint="unit_rows"), dict(bias="trainable", latent=("one_hot", "positive"))],
+    ids=["entry-signs", "neuron-signs-trainable-bias"],
+)
+def test_row_entry_permutations_nearest_image_is_the_nearest_of_the_whole_group(kwargs):
+    """m = 2, p = 3 (2 x 36 x 64 or 2 x 36 x 4 elements): the image found is the nearest one."""
+    setting = Setting(p=3, d=3, m=2, loss="ncl_squared", encoder="symrelu", **kwargs)
+    loss = population_loss(setting)
+    group = loss.symmetries
+    assert group.row_entry_permutations
+    rng = np.random.default_rng(7)
+
+    def point():
+        blocks = loss.unpack(loss.manifold.project(rng.standard_normal(loss.n_params)))
+        for name in ("b", "b_t"):  # biases large enough to decide which neurons pair up
+            if name in blocks:
+                blocks[name] = rng.normal(scale=3.0, size=2)
+        return loss.pack(**blocks)
+
+    for _ in range(5):
+        reference, theta = point(), point()
+        images = _all_row_images(loss, theta)
+        best = np.linalg.norm(images - reference, axis=1).min()
+        image = nearest_image(group, reference, theta)
+        assert np.linalg.norm(image - reference) == pytest.approx(best, rel=1e-12)
+        assert np.abs(images - image).max(axis=1).min() < 1e-12  # an image of theta
+
+
+def test_row_entry_permutations_are_undone_for_ncl_squared():
+    """The claim setting at d = 5: a copy scrambled by row-entry permutations, entry flips and neuron
+    permutations comes back exactly; a copy with one entry pair moved comes back that far away."""
+    loss = population_loss(claim_setting("ncl_squared", 5))
+    group = loss.symmetries
+    assert group.row_entry_permutations
+    rng = np.random.default_rng(2)
+    theta = loss.manifold.project(rng.standard_normal(loss.n_params))
+
+    def scrambled(point):
+        point = group.flip_entries(group.permute(point, rng.permutation(5)), rng.choice([-1.0, 1.0], size=(5, 5)))
+        return group.permute_row_entries(point, np.stack([rng.permutation(5) for _ in range(5)]))
 
     for _ in range(5):
         np.testing.assert_allclose(nearest_image(group, theta, scrambled(theta)), theta, atol=1e-14)

@@ -19,6 +19,14 @@ parts from the identity until the distance stops decreasing:
   and the signs are then set entry by entry;
 * positive rescalings: each scaling group rescaled to the reference's norm.
 
+Under row-entry permutations (the entries of each row permuted on their own, a separable pair
+loss on exchangeable data) the problem separates and is solved exactly
+(:func:`_row_nearest`): for every pair of rows (i of theta, k of the reference) the best
+matching of their entries is an assignment of the p entries (each pair with its best sign under
+entry sign flips; both row signs tried otherwise), and the rows are then matched by an
+assignment over these costs within each class of permutable neurons. It comes first among
+:func:`near_images`, followed by the ends of the alternation above (images under a subgroup).
+
 The result is an image of ``theta`` under the group (so it has the same loss, spectrum and
 labels), not necessarily the nearest one; the saddle searches only need a short path.
 """
@@ -119,6 +127,44 @@ def _align_inputs(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray
         plus, _squared_distances(columns_ref, -columns) if group.input_sign_flips else None
     )
     return group.act_on_inputs(theta, order, signs)
+
+
+def _row_nearest(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """The image of theta nearest the reference under neuron permutations, neuron or entry signs
+    and row-entry permutations: an assignment of entries for every pair of rows, then of rows."""
+    blocks, ref_blocks = group.layout.unpack(theta), group.layout.unpack(reference)
+    weights = [name for name in ("W", "W_t") if name in blocks]
+    rows = np.stack([blocks[name] for name in weights], axis=-1)  # (m, p, k)
+    ref_rows = np.stack([ref_blocks[name] for name in weights], axis=-1)
+    m, p, _ = rows.shape
+    squares = (ref_rows**2).sum(axis=-1)[:, None, :, None] + (rows**2).sum(axis=-1)[None, :, None, :]
+    products = np.einsum("kfc,iec->kife", ref_rows, rows)  # (reference row, row, reference entry, entry)
+    if group.entry_sign_flips:
+        candidates = [(1.0, squares - 2.0 * np.abs(products))]
+    else:
+        candidates = [(1.0, squares - 2.0 * products), (-1.0, squares + 2.0 * products)]
+    biases = [name for name in ("b", "b_t") if name in blocks]
+    bias_cost = sum(((ref_blocks[n][:, None] - blocks[n][None, :]) ** 2 for n in biases), np.zeros((m, m)))
+    row_cost = np.full((m, m), np.inf)
+    row_sign = np.ones((m, m))
+    entry_order = np.zeros((m, m, p), dtype=np.int64)
+    for sign, cost in candidates:
+        for k in range(m):
+            for i in range(m):
+                order, _ = _signed_assignment(cost[k, i], None)  # reference entry f takes entry order[f]
+                total = float(cost[k, i][np.arange(p), order].sum())
+                if total < row_cost[k, i]:
+                    row_cost[k, i], row_sign[k, i], entry_order[k, i] = total, sign, order
+    row_cost += bias_cost
+    permutation = np.arange(m)
+    for members in group.permutable:
+        members = np.asarray(members)
+        order, _ = _signed_assignment(row_cost[np.ix_(members, members)], None)
+        permutation[members] = members[order]
+    neurons = np.arange(m)
+    theta = group.flip(group.permute(theta, permutation), row_sign[neurons, permutation])
+    theta = group.permute_row_entries(theta, entry_order[neurons, permutation])
+    return _match_entry_signs(group, reference, theta) if group.entry_sign_flips else theta
 
 
 def _match_scalings(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -230,11 +276,14 @@ def near_images(
     starts = [theta, _signature_start(group, reference, theta)]
     starts += [_random_image(group, theta, rng) for _ in range(restarts)]
     found: list[tuple[float, np.ndarray]] = []
+    if group.row_entry_permutations:
+        exact = _row_nearest(group, reference, _match_scalings(group, reference, theta))
+        found.append((float(np.linalg.norm(exact - reference)), exact))
     for start in starts:
         image, distance = _alternate(group, reference, start)
         if all(np.abs(image - known).max() > 1e-12 for _, known in found):
             found.append((distance, image))
-    return sorted(found, key=lambda pair: pair[0])
+    return sorted(found, key=lambda pair: pair[0])  # stable: the exact image first among equals
 
 
 def nearest_image(group: SymmetryGroup, reference: np.ndarray, theta: np.ndarray, restarts: int = 16) -> np.ndarray:

@@ -33,6 +33,13 @@ derived in derivations/symmetries.md:
   invariant too (with positive codes an entry flip can make f constant on the data); with
   O(m) (linear encoders) the two generate the per-column group O(m)^p, whose generators are
   not declared, so nothing is added there.
+* Row-entry permutations (derivations/symmetries.md, item 7): the entries of each row of W and
+  W_t permuted together by a permutation of that row's own, the group (S_p)^m (it contains the
+  input permutations), for a loss without repulsion and without predictor whose pair term is
+  separable (ncl_squared) under the population law, when M = I: the loss is a sum over neurons,
+  and in the term of neuron i permuting the entries of its rows is permuting the coordinates of
+  x, masks and noise, whose joint law is exchangeable (every latent family here is). It keeps
+  row norms, not column norms: declared without O(m) and without a unit-column constraint.
 
 Continuous symmetries generate zero modes of the Hessian (or field Jacobian) at stationary
 points; ``generators`` returns them as tangent vectors at theta.
@@ -75,6 +82,11 @@ class SymmetryGroup:
         (W_ij, W_t_ij) -> -(W_ij, W_t_ij) for each entry (i, j) independently: the group
         Z_2^(m x p) of derivations/symmetries.md item 6 (it contains ``sign_flips`` and
         ``input_sign_flips``). Only without rotations and without a predictor.
+    row_entry_permutations : bool
+        (W_ij, W_t_ij) -> (W_i,pi_i(j), W_t_i,pi_i(j)) with a permutation pi_i of the inputs for
+        each neuron i: the group (S_p)^m of derivations/symmetries.md item 7 (it contains
+        ``input_permutations``). Only without rotations, without a predictor and, unless
+        ``entry_sign_flips``, without ``input_sign_flips``.
     """
 
     layout: ParameterLayout
@@ -85,12 +97,19 @@ class SymmetryGroup:
     input_permutations: bool = False
     input_sign_flips: bool = False
     entry_sign_flips: bool = False
+    row_entry_permutations: bool = False
 
     def __post_init__(self) -> None:
-        if self.entry_sign_flips and (self.rotations or "P" in self.layout.shapes):
+        for name in ("entry_sign_flips", "row_entry_permutations"):
+            if getattr(self, name) and (self.rotations or "P" in self.layout.shapes):
+                raise ValueError(
+                    f"{name}=True is allowed only without rotations and without a predictor P "
+                    f"(got rotations={self.rotations}, blocks {tuple(self.layout.shapes)})"
+                )
+        if self.row_entry_permutations and self.input_sign_flips and not self.entry_sign_flips:
             raise ValueError(
-                "entry_sign_flips=True is allowed only without rotations and without a predictor P "
-                f"(got rotations={self.rotations}, blocks {tuple(self.layout.shapes)})"
+                "row_entry_permutations=True with input_sign_flips=True needs entry_sign_flips=True "
+                "(row permutations and column signs alone are not quotiented)"
             )
 
     @property
@@ -104,9 +123,11 @@ class SymmetryGroup:
         return (self.m * (self.m - 1) // 2 if self.rotations else 0) + len(self.scalings)
 
     def describe(self) -> str:
-        """Human-readable list, e.g. 'S_4 x Z_2^4 x O(4)' or 'S_4 x Z_2^(4x4) entry signs x inputs: S_4'.
+        """Human-readable list, e.g. 'S_4 x Z_2^4 x O(4)' or 'S_4 x Z_2^(4x4) entry signs x inputs: S_4'
+        or 'S_4 x Z_2^(4x4) entry signs x (S_4)^4 row entries'.
 
-        Entry sign flips contain the neuron and the input sign flips, which are then not listed.
+        Entry sign flips contain the neuron and the input sign flips, and row-entry
+        permutations the input permutations, which are then not listed.
         """
         parts = []
         p = self.layout.shapes["W"][1]
@@ -120,7 +141,9 @@ class SymmetryGroup:
         if self.rotations:
             parts.append(f"O({self.m})")
         parts += [f"R+({'+'.join(group)})" for group in self.scalings]
-        if self.input_permutations:
+        if self.row_entry_permutations:
+            parts.append(f"(S_{p})^{self.m} row entries")
+        elif self.input_permutations:
             signed = self.input_sign_flips and not self.entry_sign_flips
             parts.append(f"inputs: {'signed ' if signed else ''}S_{p}")
         return " x ".join(parts) if parts else "trivial"
@@ -168,6 +191,16 @@ class SymmetryGroup:
         for name in ("W", "W_t"):
             if name in blocks:
                 blocks[name] = blocks[name] * np.asarray(signs, dtype=float)
+        return self.layout.pack(**blocks)
+
+    def permute_row_entries(self, theta: np.ndarray, permutations) -> np.ndarray:
+        """Permute the entries of row i of W and of W_t by ``permutations[i]`` (an (m, p) array
+        of permutations): new entry (i, j) is old entry (i, permutations[i, j])."""
+        permutations = np.asarray(permutations)
+        blocks = self.layout.unpack(theta)
+        for name in ("W", "W_t"):
+            if name in blocks:
+                blocks[name] = np.take_along_axis(blocks[name], permutations, axis=1)
         return self.layout.pack(**blocks)
 
     def scale(self, theta: np.ndarray, group: tuple[str, ...], factor: float) -> np.ndarray:
@@ -265,6 +298,18 @@ def setting_symmetries(setting, layout: ParameterLayout) -> SymmetryGroup:
     one_sparse = max(latent.support_counts(setting.d)) <= 1
     population = not isinstance(setting.expectation, SampleAverage)
     separable = loss.family.pair_term(loss.normalize).separable and population
+    entry_sign_flips = pair_loss and signed_data and (one_sparse or separable) and not rotations
+    input_sign_flips = identity_data and sign_symmetric
+    # a separable pair loss under the population law of exchangeable data: a sum over neurons, each
+    # invariant under permuting its own row's entries (not quotiented together with column signs alone)
+    row_entry_permutations = (
+        pair_loss
+        and separable
+        and identity_data
+        and not rotations
+        and setting.constraint != "unit_columns"
+        and (entry_sign_flips or not input_sign_flips)
+    )
     return SymmetryGroup(
         layout=layout,
         permutable=permutable,
@@ -272,6 +317,7 @@ def setting_symmetries(setting, layout: ParameterLayout) -> SymmetryGroup:
         rotations=rotations,
         scalings=tuple(scalings),
         input_permutations=identity_data,
-        input_sign_flips=identity_data and sign_symmetric,
-        entry_sign_flips=pair_loss and signed_data and (one_sparse or separable) and not rotations,
+        input_sign_flips=input_sign_flips,
+        entry_sign_flips=entry_sign_flips,
+        row_entry_permutations=row_entry_permutations,
     )
