@@ -7,8 +7,8 @@ Run from the repository root after installing the package with the ``certify`` e
                                               [--groebner] [--mptype adaptive] [--records DIR]
 
 The default cases take about 25 minutes on one core, mostly the two largest homotopy solves
-(ncl_squared m=2 p=3, 1,296 paths in adaptive precision: about 9 minutes; spectral m=2 p=4,
-26,244 paths in double precision: about 14 minutes). With ``--records DIR`` Bertini keeps its
+(ncl_squared m=2 p=3, 1,296 paths in adaptive precision: about 6 minutes; spectral m=2 p=4,
+26,244 paths in double precision: about 15 minutes). With ``--records DIR`` Bertini keeps its
 path records in DIR/<case>, and a rerun of the same case resumes from them.
 
 Settings: linear encoders with the closed-form loss and the unit-row constraint, where the

@@ -229,6 +229,21 @@ def test_a_perturbed_point_is_another_orbit(name):
         assert not same_point_orbit(g, theta, moved)
 
 
+def test_vertices_with_kinds_of_their_own_are_matched_without_a_search():
+    """Under O(m) with fixed inputs every vertex (an input) has its own kind: the relabelling is
+    forced, one search node decides, and a point off the orbit is still told apart."""
+    g = GROUPS["O(m), P, scaling of P, fixed inputs"]
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        theta = rng.standard_normal(g.layout.size)
+        moved = random_element(g, theta, rng)
+        found = orbit_map(g, theta, moved)
+        assert found.found and found.nodes == 1
+        np.testing.assert_array_equal(found.mapping, np.arange(len(found.mapping)))
+        moved[rng.integers(g.layout.size)] += 1e-4
+        assert not orbit_map(g, theta, moved).found
+
+
 def test_signed_atom_minima_at_d10_merge_by_partition_and_only_by_partition():
     """p = d = m = 10, the claim-3 group: signed-atom points with duplicated neurons merge iff same partition."""
     g = group(10, 10)

@@ -178,8 +178,21 @@ def find_isomorphism(
     threshold = tolerance * max(a.scale(), b.scale())
     if a.invariant.shape != b.invariant.shape or np.abs(a.invariant - b.invariant).max(initial=0.0) > threshold:
         return Isomorphism(False)
-    labels = _pair_labels(a, b, threshold)
     n = a.n
+    if np.unique(a.kinds).size == n:
+        # every vertex has a kind of its own (e.g. the inputs under O(m) without input
+        # permutations): the kinds force the relabelling, and only the signs remain to find
+        order = np.argsort(a.kinds)
+        mapping = order[np.searchsorted(a.kinds[order], b.kinds)]
+        if not np.array_equal(a.signed[mapping], b.signed):
+            return Isomorphism(False, nodes=1)
+        signs, verified = signs_and_verify(a.edges, b.edges, b.signed, mapping, threshold)
+        return (
+            Isomorphism(True, mapping=mapping.astype(np.int64), signs=signs, nodes=1)
+            if verified
+            else Isomorphism(False, nodes=1)
+        )
+    labels = _pair_labels(a, b, threshold)
     diagonal = labels[:, np.arange(n), np.arange(n)]
     start = np.unique(
         np.stack([mix(mix(np.uint64(7), k.astype(np.uint64)), d) for k, d in zip((a.kinds, b.kinds), diagonal)])

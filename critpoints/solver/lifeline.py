@@ -139,6 +139,16 @@ def _context(start_method: str) -> multiprocessing.context.BaseContext:
     return context
 
 
+def start_fork_server() -> None:
+    """Start the fork server of :func:`process_pool` now, without waiting for it.
+
+    It imports :data:`FORKSERVER_PRELOAD` (and with it the package) at its start, and a pool's
+    first worker waits for that; started before work done here, the import overlaps with it.
+    """
+    _context("forkserver")
+    multiprocessing.forkserver.ensure_running()
+
+
 def process_pool(workers: int, start_method: str = "forkserver") -> concurrent.futures.ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` whose workers end when this process ends, by any signal, and
     ignore Ctrl-C (:func:`worker_initializer`).

@@ -540,6 +540,8 @@ def _solve_locally(
     along it) is timed here, after a first start, which pays for loading the kernels; the
     pool starts right after it.
     """
+    if _main_module_problem() is None:
+        lifeline.start_fork_server()  # its start-up overlaps with the probe below
     count = len(starts)
     probe = np.unique(np.linspace(0, count - 1, min(count, max(2, size // 4))).round().astype(int))
     rest = np.setdiff1d(np.arange(count), probe)
