@@ -57,30 +57,6 @@ def test_rotations_are_undone_by_procrustes_for_linear_encoders():
     np.testing.assert_allclose(nearest_image(loss.symmetries, theta, rotated), theta, atol=1e-12)
 
 
-def test_entry_sign_flips_are_undone_for_one_sparse_non_contrastive_losses():
-    """ncl_squared on signed one-hot data: a copy scrambled by entry flips and permutations comes back
-    exactly; a copy with one entry pair moved comes back one entry pair away."""
-    setting = Setting(p=5, d=5, m=5, loss="ncl_squared", encoder="symrelu", bias=-0.3, constraint="unit_rows")
-    loss = population_loss(setting)
-    group = loss.symmetries
-    assert group.entry_sign_flips
-    rng = np.random.default_rng(2)
-    theta = loss.manifold.project(rng.standard_normal(loss.n_params))
-
-    def scrambled(point):
-        point = group.flip_entries(point, rng.choice([-1.0, 1.0], size=(5, 5)))
-        return group.act_on_inputs(group.permute(point, rng.permutation(5)), rng.permutation(5), np.ones(5))
-
-    for _ in range(5):
-        np.testing.assert_allclose(nearest_image(group, theta, scrambled(theta)), theta, atol=1e-14)
-    blocks = loss.unpack(theta)
-    blocks["W_t"][2, 3] += 0.1
-    moved = loss.pack(**blocks)
-    image = nearest_image(group, theta, scrambled(moved))
-    assert np.linalg.norm(image - theta) == pytest.approx(0.1, rel=1e-12)
-    assert loss.value(image) == pytest.approx(loss.value(moved), rel=1e-12)
-
-
 def _all_row_images(loss, theta):
     """Every image of theta under neuron permutations, row-entry permutations and the declared signs
     (entry signs, or neuron signs), by enumeration: the ground truth at m = 2, p = 3."""
@@ -128,24 +104,31 @@ def test_row_entry_permutations_nearest_image_is_the_nearest_of_the_whole_group(
         assert np.abs(images - image).max(axis=1).min() < 1e-12  # an image of theta
 
 
-def test_row_entry_permutations_are_undone_for_ncl_squared():
-    """The claim setting at d = 5: a copy scrambled by row-entry permutations, entry flips and neuron
-    permutations comes back exactly; a copy with one entry pair moved comes back that far away."""
+def _flips_and_input_permutations(group, rng, point):
+    point = group.flip_entries(point, rng.choice([-1.0, 1.0], size=(5, 5)))
+    return group.act_on_inputs(group.permute(point, rng.permutation(5)), rng.permutation(5), np.ones(5))
+
+
+def _flips_and_row_permutations(group, rng, point):
+    point = group.flip_entries(group.permute(point, rng.permutation(5)), rng.choice([-1.0, 1.0], size=(5, 5)))
+    return group.permute_row_entries(point, np.stack([rng.permutation(5) for _ in range(5)]))
+
+
+@pytest.mark.parametrize("scramble", [_flips_and_input_permutations, _flips_and_row_permutations])
+def test_entry_flips_and_row_entry_permutations_are_undone_for_ncl_squared(scramble):
+    """The claim setting at d = 5 (signed one-hot data): a copy scrambled by entry flips, neuron and
+    input or row-entry permutations comes back exactly; a copy with one entry pair moved comes back
+    that far away."""
     loss = population_loss(claim_setting("ncl_squared", 5))
     group = loss.symmetries
-    assert group.row_entry_permutations
+    assert group.entry_sign_flips and group.row_entry_permutations
     rng = np.random.default_rng(2)
     theta = loss.manifold.project(rng.standard_normal(loss.n_params))
-
-    def scrambled(point):
-        point = group.flip_entries(group.permute(point, rng.permutation(5)), rng.choice([-1.0, 1.0], size=(5, 5)))
-        return group.permute_row_entries(point, np.stack([rng.permutation(5) for _ in range(5)]))
-
     for _ in range(5):
-        np.testing.assert_allclose(nearest_image(group, theta, scrambled(theta)), theta, atol=1e-14)
+        np.testing.assert_allclose(nearest_image(group, theta, scramble(group, rng, theta)), theta, atol=1e-14)
     blocks = loss.unpack(theta)
     blocks["W_t"][2, 3] += 0.1
     moved = loss.pack(**blocks)
-    image = nearest_image(group, theta, scrambled(moved))
+    image = nearest_image(group, theta, scramble(group, rng, moved))
     assert np.linalg.norm(image - theta) == pytest.approx(0.1, rel=1e-12)
     assert loss.value(image) == pytest.approx(loss.value(moved), rel=1e-12)
