@@ -5,7 +5,9 @@ row-entry permutations of a separable pair loss (derivations/symmetries.md items
 Prints, for each, the time per point of ``orbit_key`` and of ``OrbitDatabase.add`` (key, scan of the known
 keys and the exact test among key collisions) on points of the kind the engine meets: generic
 points, and signed-atom points with duplicated neurons moved by random group elements (the
-tied, highly symmetric case). Run: ``python examples/benchmark_orbits.py``.
+tied, highly symmetric case), and beside them, as the baseline measured in the same run, the time
+of one exact Hessian of the loss at the same points (what each Newton iteration pays).
+Run: ``python examples/benchmark_orbits.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 
 import numpy as np
 
-from critpoints import Setting, population_loss
+from critpoints import claim_setting, population_loss
 from critpoints.landscape.orbits import OrbitDatabase, orbit_key
 
 D = 10
@@ -32,8 +34,7 @@ def random_element(group, theta, rng):
 
 def main() -> None:
     for loss_name in ("spectral", "ncl_squared"):
-        setting = Setting(p=D, d=D, m=D, loss=loss_name, encoder="symrelu", bias=-0.3, constraint="unit_rows")
-        measure(population_loss(setting))
+        measure(population_loss(claim_setting(loss_name, D)))
 
 
 def measure(loss) -> None:
@@ -50,7 +51,12 @@ def measure(loss) -> None:
     warm = OrbitDatabase(group)  # load the compiled kernels: a key collision runs the exact test
     warm.add(tied[0])
     warm.add(tied[1])
-    print(f"group: {group.describe()}")
+    loss.hessian(generic[0])
+    began = time.perf_counter()
+    for theta in generic[:20]:
+        loss.hessian(theta)
+    per_hessian = (time.perf_counter() - began) / 20
+    print(f"group: {group.describe()}; one Hessian of the loss (baseline): {per_hessian * 1e3:.2f} ms")
     for name, points in (("generic", generic), ("signed atoms, duplicated neurons", tied)):
         began = time.perf_counter()
         for theta in points:
@@ -63,7 +69,8 @@ def measure(loss) -> None:
         per_add = (time.perf_counter() - began) / len(points)
         print(
             f"{name:>34}: {len(points)} points, {len(database)} orbits, undecided {database.undecided}; "
-            f"orbit_key {per_key * 1e3:.3f} ms/point, OrbitDatabase.add {per_add * 1e3:.3f} ms/point"
+            f"orbit_key {per_key * 1e3:.3f} ms/point, OrbitDatabase.add {per_add * 1e3:.3f} ms/point "
+            f"({per_add / per_hessian:.2f} Hessians)"
         )
 
 
