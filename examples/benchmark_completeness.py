@@ -94,7 +94,7 @@ class Case:
     def mptype(self) -> str:
         """Bertini's precision model: adaptive for the multihomogeneous solves (in double
         precision some of their paths fail), double for total degree (most paths diverge,
-        which adaptive precision follows slowly: 430 s instead of 1 s on spectral m=2 p=2)."""
+        which adaptive precision follows slowly: 270 s instead of 0.5 s on spectral m=2 p=2)."""
         return "adaptive" if self.start == "multihomogeneous" else "double"
 
     def setting(self) -> critpoints.Setting:
