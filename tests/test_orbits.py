@@ -473,3 +473,20 @@ def test_signed_atoms_at_d10_are_one_row_orbit():
     W = np.eye(10)
     W[3] = np.sqrt(0.5) * (np.eye(10)[3] + np.eye(10)[4])
     assert database.add(g.layout.pack(W=W, W_t=W)) == 1
+
+
+def test_labels_under_row_entry_permutations_warn_when_a_row_may_recover_two_atoms():
+    """tau_good <= 1/sqrt(2): the representative recovering the most atoms may not be the one
+    labelled (derivations/symmetries.md item 7), which describe_point says; above it, silence."""
+    import warnings
+
+    from critpoints import claim_setting, population_loss
+    from critpoints.landscape.points import describe_point
+
+    loss = population_loss(claim_setting("ncl_squared", 3))
+    theta = canonical_point(loss.symmetries, loss.manifold.project(np.random.default_rng(0).standard_normal(loss.n_params)))
+    with pytest.warns(RuntimeWarning, match="1/sqrt"):
+        describe_point(loss, theta, 1, tau_good=0.7, eigenvalue_tolerance=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        describe_point(loss, theta, 1, tau_good=0.95, eigenvalue_tolerance=1e-6)

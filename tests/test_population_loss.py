@@ -639,3 +639,21 @@ def test_row_entry_permutations_keep_the_collapse_and_dead_labels_but_not_the_al
             label_point(positive, positive_loss.unpack(moved)),
         )
         assert (before.label == "collapsed") == (after.label == "collapsed") and before.dead == after.dead >= 1
+
+
+def test_a_dictionary_one_part_in_a_billion_from_the_identity_declares_none_of_its_symmetries():
+    """The symmetries of M = I (input permutations, entry flips, row-entry permutations) hold only for
+    M = I exactly: 4e-9 away, a row-entry permutation changes the loss by about as much."""
+    rng = np.random.default_rng(5)
+    S = rng.standard_normal((3, 3))
+    S = (S + S.T) / 2 / np.abs(S + S.T).max()
+    options = dict(p=3, d=3, m=3, loss="ncl_squared", latent=("bernoulli", 0.5), encoder="linear")
+    options["constraint"] = "unit_rows"
+    exact = population_loss(Setting(dictionary=np.eye(3), **options)).symmetries
+    assert exact.input_permutations and exact.row_entry_permutations
+    near = population_loss(Setting(dictionary=np.eye(3) + 4e-9 * S, **options))
+    group = near.symmetries
+    assert not (group.input_permutations or group.entry_sign_flips or group.row_entry_permutations)
+    theta = near.manifold.project(rng.standard_normal(near.n_params))
+    moved = exact.permute_row_entries(theta, np.stack([rng.permutation(3) for _ in range(3)]))
+    assert abs(near.value(moved) - near.value(theta)) > 1e-10

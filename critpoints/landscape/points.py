@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 
 from critpoints.landscape.classification import (
@@ -32,7 +35,15 @@ def spectrum_at(
 def describe_point(
     loss: PopulationLoss, theta: np.ndarray, count: int, *, tau_good: float, eigenvalue_tolerance: float
 ) -> CriticalPoint:
-    """Classify and label one stationary point."""
+    """Classify and label one stationary point (theta: its orbit's canonical point)."""
+    if loss.symmetries.row_entry_permutations and tau_good <= 1 / math.sqrt(2):
+        warnings.warn(
+            f"tau_good={tau_good:g} <= 1/sqrt(2): a row may then recover two atoms, and the orbit's "
+            "representative under row-entry permutations need not be its best-aligned point, so a "
+            "'bad' label may hide a good image (derivations/symmetries.md item 7)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     system = LossSystem(loss)
     spectrum = spectrum_at(loss, theta, eigenvalue_tolerance)
     params = loss.unpack(theta)

@@ -97,8 +97,9 @@ class GivenDictionary:
         return np.array(self.array)
 
     def is_identity(self, p: int, d: int) -> bool:
-        """Whether the matrix is the identity to within ``ORTHONORMALITY_TOLERANCE``."""
-        return p == d and bool(np.abs(self.array - np.eye(p)).max() <= ORTHONORMALITY_TOLERANCE)
+        """Whether the matrix is exactly the identity: the symmetries and the exact view laws that
+        M = I allows hold only then (a matrix 1e-9 away breaks them by as much)."""
+        return p == d and bool(np.array_equal(self.array, np.eye(p)))
 
     def short_form(self) -> list:
         """The matrix as nested lists of floats (:func:`parse_dictionary` reads it back exactly)."""

@@ -132,7 +132,7 @@ class PairTerm:
         package's critpoints.certify._generated.interval_kernels).
     separable : bool
         phi is linear in (A, B, C) = (r.r, c.c, r.c), so the term is a sum over neurons of
-        terms of one neuron each (derivations/symmetries.md item 6 uses it).
+        terms of one neuron each (derivations/symmetries.md items 6 (b) and 7 use it).
     """
 
     kernel: str
