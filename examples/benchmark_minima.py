@@ -13,7 +13,10 @@ runs ``explore_minima`` (random starts and moves only: no start is built from th
 matches every minimum found to a partition by its occupation, its value (1e-10) and its whole
 spectrum (1e-9), and prints the time, the partitions found out of p(d), the minima that are not
 signed-atom configurations, and the minima Chao1; then the plain random-restart engine
-(``enumerate_critical_points``, default options) for the same wall time, matched the same way.
+(``enumerate_critical_points``, default options) with as many restarts as a 100-restart
+calibration run says fit in the same wall time (pool start-up included in the calibration, so
+they get about 55-75 % of it in practice; the time column says how long they took), matched the
+same way.
 Targets (2 cores, quiet machine): all p(d) minima, Chao1 < 1, d = 6 in 60 s, d = 8 in 5 min,
 d = 10 in 30 min.
 

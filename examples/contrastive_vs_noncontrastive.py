@@ -13,8 +13,9 @@ neurons. Every loss is the exact population loss. For each of the contrastive lo
 (``spectral``, ``infonce``) and the non-contrastive ones (``ncl_squared``, ``ncl_cosine``, and
 the stop-gradient field of ``ncl_predictor``) the script lists the stationary points Newton
 reaches from seeded starts (``enumerate_critical_points``), groups non-isolated critical sets
-into one entry each, evaluates the loss at the ground truth W = M, and runs plain gradient
-descent (the predictor's field dynamics) from random starts (``run_dynamics``). Then the
+into one entry each, evaluates the loss at the ground truth W = M, and runs gradient descent
+(alternating online and target steps for the two-encoder losses; the predictor's field
+dynamics) from random starts (``run_dynamics``). Then the
 minima-first search (``explore_minima``) lists every minimum of the spectral loss at d = 8.
 """
 
@@ -135,7 +136,9 @@ def verdict(name: str, summary: Summary) -> str:
     elif summary.strict.get("good", 0) and not summary.flat_sets:
         where = "the global minimum is W = M, isolated"
     else:
-        where = "W = M attains the global minimum, on a flat set that also holds bad points"
+        level = summary.global_min + 1e-9 * max(1.0, abs(summary.global_min))
+        shared = summary.lowest_bad is not None and summary.lowest_bad <= level
+        where = "W = M attains the global minimum" + ("; so do flat sets of bad minima" if shared else "")
     return f"{name}: {where}; {bad_minima} bad minima or flat sets of minima; {ends}."
 
 
@@ -182,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(table({label: cells(summary) for label, summary in summaries.items()})))
     print(
         "strict minima g/b/c: isolated minima (stable zeros for the field) labelled good / bad / collapsed;\n"
-        "flat minimum sets: critical sets of positive dimension without descent directions, one entry each;\n"
+        "flat minimum sets: critical sets of positive dimension without descent directions, one entry each\n"
+        "  (for the predictor's field: its degenerate zeros);\n"
         "GD good/bad/n.c.: fractions of the runs ending good, bad or not converged in 20,000 steps."
     )
 
