@@ -484,7 +484,8 @@ def test_labels_under_row_entry_permutations_warn_when_a_row_may_recover_two_ato
     from critpoints.landscape.points import describe_point
 
     loss = population_loss(claim_setting("ncl_squared", 3))
-    theta = canonical_point(loss.symmetries, loss.manifold.project(np.random.default_rng(0).standard_normal(loss.n_params)))
+    start = loss.manifold.project(np.random.default_rng(0).standard_normal(loss.n_params))
+    theta = canonical_point(loss.symmetries, start)
     with pytest.warns(RuntimeWarning, match="1/sqrt"):
         describe_point(loss, theta, 1, tau_good=0.7, eigenvalue_tolerance=1e-6)
     with warnings.catch_warnings():
