@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from critpoints.model.presets import claim_setting
 from critpoints.model.setting import CONSTRAINTS, ENCODERS, LOSSES, PREDICTOR_CONSTRAINTS, Setting
 
 
@@ -284,17 +285,7 @@ def _demo(args: argparse.Namespace, setting: None = None) -> int:
 
     began = time.perf_counter()
     for loss in ("spectral", "ncl_cosine"):
-        demo = Setting(
-            p=3,
-            d=3,
-            m=3,
-            loss=loss,
-            latent="one_hot",
-            augmentation=("independent_mask", 0.5),
-            encoder="symrelu",
-            bias=-0.3,
-            constraint="unit_rows",
-        )
+        demo = claim_setting(loss, 3)
         table = enumerate_critical_points(
             demo, n_restarts=args.restarts, seed=0, executor=InProcessExecutor(), progress=False
         )

@@ -23,22 +23,13 @@ import os
 import sys
 import time
 
-from critpoints import Setting, enumerate_critical_points, map_landscape
+from critpoints import Setting, claim_setting, enumerate_critical_points, map_landscape
 
 LEVEL_TOLERANCE = 1e-9
 
 
 def setting(loss: str, d: int = 4) -> Setting:
-    return Setting(
-        p=d,
-        d=d,
-        m=d,
-        loss=loss,
-        encoder="symrelu",
-        bias=-0.3,
-        constraint="unit_rows",
-        augmentation=("independent_mask", 0.5),
-    )
+    return claim_setting(loss, d)
 
 
 def enumeration_rows(loss: str, restarts: list[int], seed: int) -> None:

@@ -124,17 +124,7 @@ def claim3_row(d: int, seed: int) -> None:
 
 
 def cosine_rows(restarts: list[int], seed: int) -> None:
-    setting = Setting(
-        p=4,
-        d=4,
-        m=4,
-        loss="ncl_cosine",
-        tied=True,
-        encoder="symrelu",
-        bias=-BETA,
-        constraint="unit_rows",
-        augmentation=("independent_mask", Q),
-    )
+    setting = claim_setting("ncl_cosine", 4, beta=BETA, q=Q, tied=True)
     print(f"\nncl_cosine (tied), m = d = 4: global minimum 2 - 2(1-q)^2 = {2 - 2 * (1 - Q) ** 2}")
     print(f"{'restarts':>8} {'time s':>7} {'isolated':>8} {'Chao1':>6}  critical sets (kind, dimension, loss, runs)")
     for count in restarts:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import critpoints
-from critpoints import Setting, enumerate_critical_points, population_loss, view_moments
+from critpoints import Setting, claim_setting, enumerate_critical_points, population_loss, view_moments
 from critpoints.landscape.points import describe_point
 
 # The derivations are a package at the repository root, not part of the installed critpoints.
@@ -134,17 +134,7 @@ def claim2() -> None:
         (3, 0.5, False, 100),
         (4, 0.5, False, 60),
     ]:
-        setting = Setting(
-            p=d,
-            d=d,
-            m=d,
-            loss="ncl_cosine",
-            tied=tied,
-            encoder="symrelu",
-            bias=-0.3,
-            constraint="unit_rows",
-            augmentation=("independent_mask", q),
-        )
+        setting = claim_setting("ncl_cosine", d, q=q, tied=tied)
         result = enumerate_points(setting, restarts)
         minimum = 2 - 2 * (1 - q) ** 2
         # runs at the global minimum by label: isolated points, and the runs on flat sets there
@@ -179,16 +169,7 @@ def claim3() -> None:
         (5, 0.5, 0.5, 200),
     ]
     for d, beta, q, restarts in grid:
-        setting = Setting(
-            p=d,
-            d=d,
-            m=d,
-            loss="spectral",
-            encoder="symrelu",
-            bias=-beta,
-            constraint="unit_rows",
-            augmentation=("independent_mask", q),
-        )
+        setting = claim_setting("spectral", d, beta=beta, q=q)
         result = enumerate_points(setting, restarts)
         minima = [p for p in result if p.kind == "minimum"]
         labels = Counter(p.label for p in minima)

@@ -45,18 +45,7 @@ def setting(
     loss: str, q: float, d: int = 4, m: int = 4, beta: float = 0.3, latent: object = "one_hot"
 ) -> critpoints.Setting:
     """The claim-2/3 setting with the given loss, drop probability, width and latent law."""
-    return critpoints.Setting(
-        p=d,
-        d=d,
-        m=m,
-        dictionary="identity",
-        latent=latent,
-        augmentation=("independent_mask", q),
-        encoder="symrelu",
-        bias=-beta,
-        constraint="unit_rows",
-        loss=loss,
-    )
+    return critpoints.claim_setting(loss, d, m=m, beta=beta, q=q, latent=latent)
 
 
 def main(argv: list[str] | None = None) -> None:

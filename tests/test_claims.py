@@ -175,17 +175,7 @@ def dead_weights(rng, shape, beta, constraint):
 def test_claim1_dead_symrelu_region_is_flat_collapsed_and_degenerate(name, options, value, constraint, beta):
     """Claim 1(b): where every neuron is dead on the data support the loss is constant (value from
     derivations/claims.py), gradient and Hessian vanish, the point is collapsed and degenerate."""
-    setting = Setting(
-        p=3,
-        d=3,
-        m=2,
-        loss=name,
-        encoder="symrelu",
-        bias=-beta,
-        constraint=constraint,
-        augmentation=("independent_mask", 0.5),
-        **options,
-    )
+    setting = claim_setting(name, 3, m=2, beta=beta, constraint=constraint, **options)
     loss = population_loss(setting)
     rng = np.random.default_rng(3)
     for _ in range(3):
@@ -225,17 +215,7 @@ def test_claim1_dead_region_is_never_counted_as_a_minimum_by_the_engine():
 
 
 def claim2_setting(d, q, tied, beta=0.3, m=None):
-    return Setting(
-        p=d,
-        d=d,
-        m=d if m is None else m,
-        loss="ncl_cosine",
-        tied=tied,
-        encoder="symrelu",
-        bias=-beta,
-        constraint="unit_rows",
-        augmentation=("independent_mask", q),
-    )
+    return claim_setting("ncl_cosine", d, m=m, beta=beta, q=q, tied=tied)
 
 
 def single_active_weights(rng, d, m, beta):

@@ -13,18 +13,7 @@ from critpoints.solver.restarts import InProcessExecutor
 
 
 def _setting(loss: str, **options) -> critpoints.Setting:
-    base = dict(
-        p=3,
-        d=3,
-        m=3,
-        latent="one_hot",
-        augmentation=("independent_mask", 0.5),
-        encoder="symrelu",
-        bias=-0.3,
-        constraint="unit_rows",
-    )
-    base.update(options)
-    return critpoints.Setting(loss=loss, **base)
+    return critpoints.claim_setting(loss, **{"d": 3, **options})
 
 
 FAMILIES = LOSS_FAMILIES

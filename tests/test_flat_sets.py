@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from toy_systems import MexicanHat, ParallelValleys, SaddleRing
 
-from critpoints import Setting, enumerate_critical_points, load_result, population_loss
+from critpoints import Setting, claim_setting, enumerate_critical_points, load_result, population_loss
 from critpoints.landscape.flat_sets import (
     LOSS_TOLERANCE,
     PATH_SPACING,
@@ -33,17 +33,7 @@ IN_PROCESS = InProcessExecutor()
 
 
 def cosine_setting(d: int = 4, q: float = 0.5) -> Setting:
-    return Setting(
-        p=d,
-        d=d,
-        m=d,
-        loss="ncl_cosine",
-        tied=True,
-        encoder="symrelu",
-        bias=-0.3,
-        constraint="unit_rows",
-        augmentation=("independent_mask", q),
-    )
+    return claim_setting("ncl_cosine", d, q=q, tied=True)
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +58,7 @@ def test_the_flat_global_minimum_set_is_one_entry_that_does_not_multiply(runs):
 
 def claim2_setting(loss: str, d: int = 4, q: float = 0.5) -> Setting:
     """The untied (default) ncl_cosine or InfoNCE (tau = 0.5) on the claim-2 data and encoder."""
-    return Setting(
-        p=d,
-        d=d,
-        m=d,
-        loss=loss,
-        encoder="symrelu",
-        bias=-0.3,
-        constraint="unit_rows",
-        augmentation=("independent_mask", q),
-    )
+    return claim_setting(loss, d, q=q)
 
 
 def infonce_minimum(d: int = 4, q: float = 0.5, tau: float = 0.5) -> float:
