@@ -384,8 +384,14 @@ ENTRY_FLIP_SETTINGS = [
 ]
 
 
-def _loss_gradient_spectrum(loss, theta):
-    return loss.value(theta), np.linalg.norm(loss.gradient(theta)), np.linalg.eigvalsh(loss.hessian(theta))
+def assert_same_value_gradient_norm_and_spectrum(loss, theta, moved):
+    """L, |grad L| and the Hessian spectrum agree at theta and at its image ``moved``."""
+    value, spectrum = loss.value(theta), np.linalg.eigvalsh(loss.hessian(theta))
+    assert loss.value(moved) == pytest.approx(value, rel=1e-11, abs=1e-12)
+    gradient = np.linalg.norm(loss.gradient(theta))
+    assert np.linalg.norm(loss.gradient(moved)) == pytest.approx(gradient, rel=1e-9, abs=1e-11)
+    other_spectrum = np.linalg.eigvalsh(loss.hessian(moved))
+    np.testing.assert_allclose(other_spectrum, spectrum, rtol=1e-9, atol=1e-9 * np.abs(spectrum).max())
 
 
 @pytest.mark.parametrize("kwargs", ENTRY_FLIP_SETTINGS, ids=lambda k: "-".join(map(str, k.values())))
@@ -399,13 +405,9 @@ def test_entry_sign_flips_keep_value_gradient_norm_and_spectrum(kwargs):
     rng = np.random.default_rng(11)
     for _ in range(3):
         theta = random_point(loss, rng)
-        value, gradient, spectrum = _loss_gradient_spectrum(loss, theta)
         flipped = group.flip_entries(theta, rng.choice([-1.0, 1.0], loss.layout.shapes["W"]))
         assert not np.allclose(flipped, theta)
-        other_value, other_gradient, other_spectrum = _loss_gradient_spectrum(loss, flipped)
-        assert other_value == pytest.approx(value, rel=1e-11, abs=1e-12)
-        assert other_gradient == pytest.approx(gradient, rel=1e-9, abs=1e-11)
-        np.testing.assert_allclose(other_spectrum, spectrum, rtol=1e-9, atol=1e-9 * np.abs(spectrum).max())
+        assert_same_value_gradient_norm_and_spectrum(loss, theta, flipped)
 
 
 @pytest.mark.parametrize(
@@ -537,7 +539,6 @@ def test_row_entry_permutations_keep_value_gradient_norm_and_spectrum(kwargs):
     rng = np.random.default_rng(12)
     for _ in range(3):
         theta = random_point(loss, rng)
-        value, gradient, spectrum = _loss_gradient_spectrum(loss, theta)
         moved = group.permute_row_entries(theta, _row_permutations(rng, 3, 3))
         moved = (
             group.permute(moved, rng.permutation(list(group.permutable[0]))) if len(group.permutable) == 1 else moved
@@ -546,10 +547,7 @@ def test_row_entry_permutations_keep_value_gradient_norm_and_spectrum(kwargs):
             moved = group.flip_entries(moved, rng.choice([-1.0, 1.0], (3, 3)))
         else:
             moved = group.flip(moved, rng.choice([-1.0, 1.0], 3))
-        other_value, other_gradient, other_spectrum = _loss_gradient_spectrum(loss, moved)
-        assert other_value == pytest.approx(value, rel=1e-11, abs=1e-12)
-        assert other_gradient == pytest.approx(gradient, rel=1e-9, abs=1e-11)
-        np.testing.assert_allclose(other_spectrum, spectrum, rtol=1e-9, atol=1e-9 * np.abs(spectrum).max())
+        assert_same_value_gradient_norm_and_spectrum(loss, theta, moved)
 
 
 def _swap_first_entries(loss, theta):
