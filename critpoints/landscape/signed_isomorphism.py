@@ -154,6 +154,15 @@ def _pair_labels(a: SignedGraph, b: SignedGraph, threshold: float) -> np.ndarray
     return labels
 
 
+def _verified_signs(a: SignedGraph, b: SignedGraph, mapping: np.ndarray, threshold: float) -> np.ndarray | None:
+    """The signs that make ``mapping`` (B vertex x -> A vertex mapping[x]) an isomorphism, or None
+    when it maps a signed vertex onto an unsigned one or a weight disagrees by more than threshold."""
+    if not np.array_equal(a.signed[mapping], b.signed):
+        return None
+    signs, verified = signs_and_verify(a.edges, b.edges, b.signed, mapping, threshold)
+    return signs if verified else None
+
+
 def find_isomorphism(
     a: SignedGraph, b: SignedGraph, tolerance: float = 1e-6, max_nodes: int = MAX_SEARCH_NODES
 ) -> Isomorphism:
@@ -184,14 +193,10 @@ def find_isomorphism(
         # permutations): the kinds force the relabelling, and only the signs remain to find
         order = np.argsort(a.kinds)
         mapping = order[np.searchsorted(a.kinds[order], b.kinds)]
-        if not np.array_equal(a.signed[mapping], b.signed):
+        signs = _verified_signs(a, b, mapping, threshold)
+        if signs is None:
             return Isomorphism(False, nodes=1)
-        signs, verified = signs_and_verify(a.edges, b.edges, b.signed, mapping, threshold)
-        return (
-            Isomorphism(True, mapping=mapping.astype(np.int64), signs=signs, nodes=1)
-            if verified
-            else Isomorphism(False, nodes=1)
-        )
+        return Isomorphism(True, mapping=mapping.astype(np.int64), signs=signs, nodes=1)
     labels = _pair_labels(a, b, threshold)
     diagonal = labels[:, np.arange(n), np.arange(n)]
     start = np.unique(
@@ -208,10 +213,8 @@ def find_isomorphism(
         counts = np.bincount(colours[0])
         if counts.max() == 1:
             mapping = np.argsort(colours[0])[colours[1]]  # colours are 0..n-1 in both graphs
-            if not np.array_equal(a.signed[mapping], b.signed):
-                return None
-            signs, verified = signs_and_verify(a.edges, b.edges, b.signed, mapping, threshold)
-            return np.concatenate([mapping, signs]) if verified else None
+            signs = _verified_signs(a, b, mapping, threshold)
+            return None if signs is None else np.concatenate([mapping, signs])
         cell = int(np.flatnonzero(counts == counts[counts > 1].min())[0])
         pinned = int(np.flatnonzero(colours[0] == cell)[0])
         for candidate in np.flatnonzero(colours[1] == cell):
